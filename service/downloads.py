@@ -1,0 +1,104 @@
+"""URL submissions: the worker (never the web process) downloads the document, then queues its pages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+from arq import Retry
+
+from service import keys
+from service.cache import content_key
+from service.errors import BadRequest, DocumentError, TooManyPages
+from service.jobs import QUEUED, RUNNING, TERMINAL
+from service.netguard import open_stream
+from service.ocr import count_pages, sniff_media_type
+from service.operations import arq_job_id, page_ranges
+from service.worker_jobs import MAX_TRIES, WorkerState, _end_failed, retry_delay_s
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+class DownloadRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
+    timeout = httpx.Timeout(10.0, read=20.0)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
+            async with open_stream(client, url, allow_private=allow_private) as response:
+                if response.status_code != 200:
+                    raise DownloadRefused("download_failed", f"The URL answered HTTP {response.status_code}.")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise DownloadRefused("payload_too_large", "The document is larger than the upload limit.")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadRefused("payload_too_large", "The document is larger than the upload limit.")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+
+
+async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
+    state: WorkerState = ctx["state"]
+    ref = await state.store.get(job_id)
+    if ref is None or ref.job["status"] in TERMINAL:
+        return "gone"
+    settings = state.settings
+    await state.store.change(
+        job_id, ref.tenant, {"status": RUNNING, "message": "Downloading the document"}, allowed_from=[QUEUED, RUNNING]
+    )
+    try:
+        document = await download(
+            ref.meta["source_url"], max_bytes=settings.max_upload_bytes, allow_private=settings.allow_private_networks
+        )
+    except DownloadRefused as exc:
+        return await _end_failed(state, ref, exc.code, exc.message)
+    except BadRequest as exc:
+        return await _end_failed(state, ref, exc.code, exc.message)
+    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        if ctx["job_try"] >= MAX_TRIES:
+            return await _end_failed(state, ref, "download_failed", f"The download kept failing: {exc}")
+        raise Retry(defer=retry_delay_s(ctx["job_try"])) from None
+    media_type = sniff_media_type(document[:1024])
+    if media_type is None:
+        return await _end_failed(state, ref, "unsupported_media_type", "The download is not a PDF, PNG, JPEG or TIFF.")
+    try:
+        pages_total = await asyncio.to_thread(count_pages, document, media_type)
+        if pages_total > settings.max_pages:
+            raise TooManyPages(f"The document has {pages_total} pages; the limit is {settings.max_pages}.")
+    except DocumentError as exc:
+        return await _end_failed(state, ref, exc.code, exc.message)
+    ranges = page_ranges(pages_total, settings.split_pages)
+    meta = {
+        "media_type": media_type,
+        "content_key": content_key(document, ref.job["options"]),
+        "size": str(len(document)),
+        "ranges": ",".join(f"{first}-{last}" for first, last in ranges),
+    }
+    async with state.redis.pipeline(transaction=True) as pipe:
+        pipe.set(keys.document(job_id), document, ex=settings.result_ttl_s)
+        pipe.hset(keys.meta(job_id), mapping=meta)
+        await pipe.execute()
+    # Back to queued: its pages now wait for a worker like any uploaded document's.
+    await state.store.change(
+        job_id,
+        ref.tenant,
+        {"status": QUEUED, "pages_total": pages_total, "message": "Downloaded; queued for OCR"},
+        allowed_from=[RUNNING],
+    )
+    for first, last in ranges:
+        await state.redis.enqueue_job("ocr_pages", job_id, first, last, _job_id=arq_job_id(job_id, first))
+    logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
+    return "downloaded"

@@ -1,0 +1,113 @@
+"""The Redis key layout: every key the service writes, in one place.
+
+Per job (all expire RESULT_TTL after the job's last change):
+    ocr:job:<id>          the public job object, JSON
+    ocr:meta:<id>         hash: tenant, media_type, content_key, webhook_url, ...
+    ocr:seq:<id>          the job's event counter (the SSE `id`)
+    ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume
+    ocr:doc:<id>          the document bytes, readable by every worker
+    ocr:pages:<id>        hash: page number -> page result JSON (one field per page: retries never redo a page)
+    ocr:layers:<id>       hash: page number -> Tesseract's text-only PDF of the page (for ?format=pdf)
+    ocr:result:<id>       the assembled result JSON
+    ocr:ranges:<id>       set of page ranges finished (documents split across workers)
+    ocr:finalize:<id>     set once by whichever range assembles the result
+    ocr:cancel:<id>       present once the job was asked to stop
+
+Per tenant:
+    ocr:tenant-jobs:<t>    sorted set of job ids by creation time (listing); pruned by the cleanup cron
+    ocr:tenant-active:<t>  set of queued + running job ids (quota)
+    ocr:feed:<t>           list of recent events of all the tenant's jobs (the /events feed)
+    ocr:feed-seq:<t>       the feed's event counter
+    ocr:cache:<t>:<hash>   job id of the earlier result for the same bytes and options
+    ocr:cache-stats:<t>    hash: hits, misses
+
+Process-wide:
+    ocr:workers            sorted set: worker id -> time of its last heartbeat
+    ocr:metrics            hash of counters shared by web and workers (jobs by status, pages by source,
+                           OCR seconds histogram buckets, webhook deliveries), read by /metrics
+"""
+
+from __future__ import annotations
+
+PREFIX = "ocr:"
+EVENTS_CHANNEL = "ocr:events"
+CANCEL_CHANNEL = "ocr:cancel"
+WORKERS = "ocr:workers"
+METRICS = "ocr:metrics"
+
+
+def job(job_id: str) -> str:
+    return f"ocr:job:{job_id}"
+
+
+def meta(job_id: str) -> str:
+    return f"ocr:meta:{job_id}"
+
+
+def seq(job_id: str) -> str:
+    return f"ocr:seq:{job_id}"
+
+
+def events(job_id: str) -> str:
+    return f"ocr:events:{job_id}"
+
+
+def document(job_id: str) -> str:
+    return f"ocr:doc:{job_id}"
+
+
+def pages(job_id: str) -> str:
+    return f"ocr:pages:{job_id}"
+
+
+def layers(job_id: str) -> str:
+    return f"ocr:layers:{job_id}"
+
+
+def result(job_id: str) -> str:
+    return f"ocr:result:{job_id}"
+
+
+def ranges(job_id: str) -> str:
+    return f"ocr:ranges:{job_id}"
+
+
+def finalize(job_id: str) -> str:
+    return f"ocr:finalize:{job_id}"
+
+
+def cancel(job_id: str) -> str:
+    return f"ocr:cancel:{job_id}"
+
+
+def job_keys(job_id: str) -> list[str]:
+    """Every per-job key, for deletion."""
+    return [f(job_id) for f in (job, meta, seq, events, document, pages, layers, result, ranges, finalize, cancel)]
+
+
+def tenant_jobs(tenant: str) -> str:
+    return f"ocr:tenant-jobs:{tenant}"
+
+
+def tenant_active(tenant: str) -> str:
+    return f"ocr:tenant-active:{tenant}"
+
+
+def feed(tenant: str) -> str:
+    return f"ocr:feed:{tenant}"
+
+
+def feed_seq(tenant: str) -> str:
+    return f"ocr:feed-seq:{tenant}"
+
+
+def cache_entry(tenant: str, content_hash: str) -> str:
+    return f"ocr:cache:{tenant}:{content_hash}"
+
+
+def cache_pattern(tenant: str) -> str:
+    return f"ocr:cache:{tenant}:*"
+
+
+def cache_stats(tenant: str) -> str:
+    return f"ocr:cache-stats:{tenant}"

@@ -1,0 +1,118 @@
+"""Prometheus metrics.
+
+Workers run on other machines and have no port of their own to scrape, so what they count goes
+into one Redis hash (`ocr:metrics`, written by `record_*` below and by the job-change script), and
+the web process's `/metrics` reads it at scrape time together with gauges read straight from Redis
+(queue depth, oldest queued job, live workers) and its own process-local gauge of SSE clients.
+Every web process reports the same shared counters: aggregate them with max(), not sum().
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+from arq.constants import default_queue_name
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service import keys
+
+PAGE_SECONDS_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
+JOB_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+WORKER_ALIVE_S = 30
+
+
+def _bucket_fields(name: str, value_s: float, buckets: Iterable[float]) -> list[str]:
+    return [f"{name}:le:{le}" for le in buckets if value_s <= le]
+
+
+async def record_page(redis: Redis, source: str, seconds: float) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(keys.METRICS, f"pages_{source}", 1)
+        for field in _bucket_fields("page_seconds", seconds, PAGE_SECONDS_BUCKETS):
+            pipe.hincrby(keys.METRICS, field, 1)
+        pipe.hincrby(keys.METRICS, "page_seconds:count", 1)
+        pipe.hincrbyfloat(keys.METRICS, "page_seconds:sum", seconds)
+        await pipe.execute()
+
+
+async def record_job_duration(redis: Redis, seconds: float) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for field in _bucket_fields("job_seconds", seconds, JOB_SECONDS_BUCKETS):
+            pipe.hincrby(keys.METRICS, field, 1)
+        pipe.hincrby(keys.METRICS, "job_seconds:count", 1)
+        pipe.hincrbyfloat(keys.METRICS, "job_seconds:sum", seconds)
+        await pipe.execute()
+
+
+async def record_webhook(redis: Redis, outcome: str) -> None:
+    await redis.hincrby(keys.METRICS, f"webhooks_{outcome}", 1)
+
+
+class _Snapshot(Collector):
+    """The figures read from Redis for one scrape."""
+
+    def __init__(self, counters: dict[str, float], queue_depth: int, oldest_age_s: float, workers: int, sse: int):
+        self.counters = counters
+        self.queue_depth = queue_depth
+        self.oldest_age_s = oldest_age_s
+        self.workers = workers
+        self.sse = sse
+
+    def _histogram(self, name: str, doc: str, prefix: str, buckets: Iterable[float]) -> Metric:
+        cumulative = [(str(le), self.counters.get(f"{prefix}:le:{le}", 0)) for le in buckets]
+        count = self.counters.get(f"{prefix}:count", 0)
+        return HistogramMetricFamily(
+            name, doc, buckets=[*cumulative, ("+Inf", count)], sum_value=self.counters.get(f"{prefix}:sum", 0)
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = CounterMetricFamily("ocr_jobs", "Jobs that entered each status.", labels=["status"])
+        for status in STATUSES:
+            jobs.add_metric([status], self.counters.get(f"jobs_{status}", 0))
+        yield jobs
+        pages = CounterMetricFamily("ocr_pages", "Pages processed, by where their text came from.", labels=["source"])
+        for source in ("ocr", "text-layer"):
+            pages.add_metric([source], self.counters.get(f"pages_{source}", 0))
+        yield pages
+        webhooks = CounterMetricFamily("ocr_webhook_deliveries", "Webhook deliveries by outcome.", labels=["outcome"])
+        for outcome in ("delivered", "retried", "failed"):
+            webhooks.add_metric([outcome], self.counters.get(f"webhooks_{outcome}", 0))
+        yield webhooks
+        yield self._histogram("ocr_page_seconds", "Time to produce one page's text.", "page_seconds", PAGE_SECONDS_BUCKETS)
+        yield self._histogram("ocr_job_duration_seconds", "Start to end of a job.", "job_seconds", JOB_SECONDS_BUCKETS)
+        yield GaugeMetricFamily("ocr_queue_depth", "Units of work waiting in the queue.", value=self.queue_depth)
+        yield GaugeMetricFamily(
+            "ocr_queue_oldest_age_seconds", "How long the oldest queued unit has waited.", value=self.oldest_age_s
+        )
+        yield GaugeMetricFamily(
+            "ocr_workers_alive", f"Workers with a heartbeat in the last {WORKER_ALIVE_S} s.", value=self.workers
+        )
+        yield GaugeMetricFamily("ocr_sse_clients", "SSE streams open on this web process.", value=self.sse)
+
+
+async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.METRICS)
+        pipe.zcard(default_queue_name)
+        pipe.zrange(default_queue_name, 0, 0, withscores=True)
+        pipe.zcount(keys.WORKERS, now - WORKER_ALIVE_S, "+inf")
+        raw, depth, oldest, workers = await pipe.execute()
+    counters = {k.decode(): float(v) for k, v in raw.items()}
+    # arq scores a queued job by when it may run (ms); deferred retries sit in the future.
+    oldest_age_s = max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
+    return _Snapshot(counters, int(depth), oldest_age_s, int(workers), sse_clients)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    services = request.state.services
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(await read_snapshot(services.redis, services.hub.clients))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

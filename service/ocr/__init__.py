@@ -1,0 +1,23 @@
+"""The synchronous OCR core: pure page work (PyMuPDF rendering, orientation, deskew, Tesseract).
+
+No Redis and no asyncio here; the worker runs process_page() in a thread pool, one call per page.
+"""
+
+from __future__ import annotations
+
+from service.ocr.cancel import CancelToken
+from service.ocr.document import count_pages, sniff_media_type
+from service.ocr.page import PageOptions, PageResult, process_page
+from service.ocr.searchable import searchable_pdf
+from service.ocr.tesseract import installed_languages
+
+__all__ = [
+    "CancelToken",
+    "PageOptions",
+    "PageResult",
+    "count_pages",
+    "installed_languages",
+    "process_page",
+    "searchable_pdf",
+    "sniff_media_type",
+]

@@ -1,0 +1,95 @@
+"""Recognising and opening uploaded documents: media type sniffing, page counting, opening with PyMuPDF.
+
+PyMuPDF is not thread-safe and a Document must never be shared between threads, so every caller opens
+its own with open_document().
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pymupdf
+
+from service.errors import EncryptedDocument, UnprocessableDocument, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
+
+PDF = "application/pdf"
+PNG = "image/png"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+
+# The filetype hint PyMuPDF needs to open a stream of each supported media type.
+FILETYPES = {PDF: "pdf", PNG: "png", JPEG: "jpeg", TIFF: "tiff"}
+
+# PDF readers accept a header preceded by some junk (Acrobat looks within the first 1024 bytes).
+_PDF_HEADER_WINDOW = 1024
+# A complete PDF ends with %%EOF, possibly followed by a few bytes of trailing garbage.
+_PDF_EOF_WINDOW = 1024
+
+# What PyMuPDF raises for a broken document: its own FileDataError (a RuntimeError), ValueError, and
+# the MuPDF C errors, which surface as FzErrorBase subclasses when a page is loaded or drawn.
+MUPDF_ERRORS: tuple[type[Exception], ...] = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
+
+
+def sniff_media_type(head: bytes) -> str | None:
+    """The supported media type of a document from its first bytes, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return TIFF
+    if b"%PDF-" in head[:_PDF_HEADER_WINDOW]:
+        return PDF
+    return None
+
+
+def open_document(data: bytes, media_type: str) -> pymupdf.Document:
+    """Open `data` with PyMuPDF; the caller owns (and should close) the Document.
+
+    Raises UnsupportedMediaType, UnprocessableDocument (corrupt, empty, truncated, no pages) and
+    EncryptedDocument (a user password is needed; owner-password-only PDFs open fine).
+    """
+    filetype = FILETYPES.get(media_type)
+    if filetype is None:
+        raise UnsupportedMediaType(f"unsupported media type {media_type!r}")
+    if not data:
+        raise UnprocessableDocument("the document is empty")
+    try:
+        doc = pymupdf.open(stream=data, filetype=filetype)
+    except MUPDF_ERRORS as exc:
+        raise UnprocessableDocument(f"the document cannot be opened: {exc}") from None
+    try:
+        if doc.needs_pass:
+            raise EncryptedDocument("the document is encrypted and needs a password")
+        if doc.page_count < 1:
+            raise UnprocessableDocument("the document has no pages")
+        # MuPDF rebuilds a broken xref by scanning the file, which "repairs" a PDF cut off mid-upload
+        # into something that opens; a missing %%EOF tells the two apart.
+        if doc.is_pdf and doc.is_repaired and b"%%EOF" not in data[-_PDF_EOF_WINDOW:]:
+            raise UnprocessableDocument("the PDF is truncated")
+    except BaseException:
+        doc.close()
+        raise
+    return doc
+
+
+def count_pages(data: bytes, media_type: str) -> int:
+    """The number of pages (or image frames), without rendering anything.
+
+    Image pages are decoded when loaded, so only the first and last frames are loaded to catch
+    truncated images; PDF pages are not loaded at all.
+    """
+    doc = open_document(data, media_type)
+    try:
+        count = doc.page_count
+        if not doc.is_pdf:
+            for index in {0, count - 1}:
+                try:
+                    doc.load_page(index)
+                except MUPDF_ERRORS as exc:
+                    raise UnprocessableDocument(f"the image cannot be decoded: {exc}") from None
+        return count
+    finally:
+        doc.close()

@@ -1,0 +1,136 @@
+"""Running the tesseract binary as a subprocess this package owns.
+
+pytesseract's image_to_* helpers start tesseract internally and never hand out the process, so a page
+run could be neither killed on cancel nor killed on timeout without leaking a busy process. This runner
+starts tesseract itself, registers the Popen with the job's CancelToken while it runs, and turns every
+way a run can end into one of: the outputs, OcrCancelled, or TransientOcrError.
+
+One OCR run writes both outputs we need: TSV (text and word confidences) and a text-only PDF (the
+invisible text layer for the searchable PDF), so a page is recognised once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.errors import OcrCancelled, TransientOcrError
+from service.ocr.cancel import CancelToken
+
+logger = logging.getLogger(__name__)
+
+TESSERACT = "tesseract"
+
+# OpenMP makes each tesseract use every core; with several pages in flight on a small machine the
+# threads fight and a page gets ~6x slower. Pages are parallelised by the worker's pool instead.
+_ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+@dataclass(frozen=True)
+class TesseractRun:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    outputs: dict[str, bytes]  # by file extension, e.g. {"tsv": ..., "pdf": ...}
+
+
+@dataclass(frozen=True)
+class OcrOutput:
+    tsv: str
+    text_pdf: bytes
+
+
+def run(
+    image: bytes,
+    args: list[str],
+    *,
+    output_exts: tuple[str, ...],
+    timeout_s: float,
+    cancel: CancelToken,
+) -> TesseractRun:
+    """Run `tesseract stdin <outbase> *args` with `image` (PNM/PNG bytes) on stdin.
+
+    Raises OcrCancelled if the token is (or gets) cancelled, TransientOcrError on timeout or death by a
+    signal. A nonzero exit is returned to the caller, who knows whether it means failure.
+    """
+    cancel.raise_if_cancelled()
+    with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
+        outbase = str(Path(tmp) / "out") if output_exts else "stdout"
+        argv = [TESSERACT, "stdin", outbase, *args]
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_ENV,
+        )
+        try:
+            cancel.register(process)
+            try:
+                stdout, stderr = process.communicate(image, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                if cancel.cancelled:
+                    raise OcrCancelled("the job was cancelled") from None
+                logger.warning("tesseract exceeded %.1f s, killed (%s)", timeout_s, " ".join(args))
+                raise TransientOcrError(f"tesseract exceeded its {timeout_s:g} s timeout") from None
+        finally:
+            cancel.unregister(process)
+            if process.poll() is None:  # an exception escaped communicate(): never leak the process
+                process.kill()
+                process.wait()
+        if cancel.cancelled:
+            raise OcrCancelled("the job was cancelled")
+        if process.returncode < 0:
+            logger.warning("tesseract died from signal %d", -process.returncode)
+            raise TransientOcrError(f"tesseract was killed by signal {-process.returncode}")
+        outputs = {}
+        if process.returncode == 0:
+            for ext in output_exts:
+                path = Path(f"{outbase}.{ext}")
+                if path.exists():
+                    outputs[ext] = path.read_bytes()
+        return TesseractRun(process.returncode, stdout, stderr, outputs)
+
+
+def recognise(
+    image: bytes, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken
+) -> OcrOutput:
+    """OCR one upright page image: its TSV and its text-only PDF, from a single run."""
+    result = run(
+        image,
+        ["--dpi", str(dpi), "-l", lang, "--psm", "3", "-c", "textonly_pdf=1", "tsv", "pdf"],
+        output_exts=("tsv", "pdf"),
+        timeout_s=timeout_s,
+        cancel=cancel,
+    )
+    if result.returncode != 0 or "tsv" not in result.outputs or "pdf" not in result.outputs:
+        message = result.stderr.decode("utf-8", "replace").strip()[-500:]
+        logger.warning("tesseract failed with exit code %d: %s", result.returncode, message)
+        raise TransientOcrError(f"tesseract failed with exit code {result.returncode}: {message}")
+    return OcrOutput(result.outputs["tsv"].decode("utf-8", "replace"), result.outputs["pdf"])
+
+
+@functools.cache
+def installed_languages() -> frozenset[str]:
+    """The languages tesseract can load, from `tesseract --list-langs`; "osd" is not a language."""
+    completed = subprocess.run(
+        [TESSERACT, "--list-langs"], capture_output=True, env=_ENV, timeout=30, check=True
+    )
+    # The first line is a header ("List of available languages in ..."), the rest one name each.
+    lines = completed.stdout.decode("utf-8", "replace").splitlines()[1:]
+    return frozenset(name.strip() for name in lines if name.strip() and name.strip() != "osd")
+
+
+def encode_pgm(pixels: np.ndarray) -> bytes:
+    """8-bit grayscale pixels as binary PGM: what Leptonica reads fastest from stdin (no compression)."""
+    height, width = pixels.shape
+    return b"P5\n%d %d\n255\n" % (width, height) + np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()

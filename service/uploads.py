@@ -1,0 +1,142 @@
+"""Reading a submission: the body (multipart, raw, or a JSON pointer to a URL), its size and its options.
+
+The body is read in chunks and refused with 413 as soon as it passes the limit, so an oversized
+upload never sits in memory whole. The document's type is decided later from its bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
+MULTIPART_OVERHEAD_BYTES = 256 * 1024
+MAX_FORM_FIELDS = 16
+LANG_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,7}$")
+DPI_RANGE = (72, 600)
+
+
+@dataclass(frozen=True)
+class Submission:
+    document: bytes | None  # None when the worker is to download `source_url`
+    filename: str
+    options: dict[str, Any]  # lang, dpi, force_ocr: what the job object shows
+    webhook_url: str | None
+    source_url: str | None
+
+
+async def read_submission(request: Request, *, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
+    media_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    media_type = media_type.decode().lower()
+    if media_type == "multipart/form-data":
+        return await _read_multipart(request, max_bytes, installed_langs)
+    if media_type == "application/json":
+        return await _read_json(request, installed_langs)
+    if media_type in RAW_MEDIA_TYPES or media_type == "application/octet-stream":
+        body = await read_body(request, max_bytes)
+        options, webhook_url = parse_options(request.query_params, installed_langs)
+        filename = clean_filename(request.query_params.get("filename") or "document")
+        return Submission(body, filename, options, webhook_url, None)
+    raise UnsupportedMediaType(
+        "Send the document as multipart/form-data (a 'file' part), as a raw body with Content-Type "
+        "application/pdf, image/png, image/jpeg or image/tiff, or as JSON {\"url\": ...}."
+    )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The document is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"The document is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("The client went away before the body was complete.") from None
+    return b"".join(chunks)
+
+
+async def _read_multipart(request: Request, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
+    body = await read_body(request, max_bytes + MULTIPART_OVERHEAD_BYTES)
+
+    async def replay() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=MAX_FORM_FIELDS)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequest(f"The multipart body could not be read: {exc.message}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise BadRequest("The multipart body has no 'file' part.")
+    try:
+        document = await upload.read()
+    finally:
+        await upload.close()
+    if len(document) > max_bytes:
+        raise PayloadTooLarge(f"The document is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    options, webhook_url = parse_options(fields, installed_langs)
+    return Submission(document, clean_filename(upload.filename or "document"), options, webhook_url, None)
+
+
+async def _read_json(request: Request, installed_langs: frozenset[str]) -> Submission:
+    raw = await read_body(request, 64 * 1024)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        raise BadRequest('A JSON submission must be an object with a "url" string.')
+    url = data["url"]
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise BadRequest("The url must be an http:// or https:// address of at most 2048 characters.")
+    fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if k != "url"}
+    options, webhook_url = parse_options(fields, installed_langs)
+    name = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    return Submission(None, clean_filename(name or "document"), options, webhook_url, url)
+
+
+def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) -> tuple[dict[str, Any], str | None]:
+    lang = (fields.get("lang") or "eng").strip()
+    if not LANG_PATTERN.match(lang):
+        raise BadRequest("lang must be Tesseract language codes joined by '+', such as eng or eng+deu.")
+    missing = [code for code in lang.split("+") if code not in installed_langs]
+    if missing:
+        raise BadRequest(
+            f"Language {', '.join(missing)} is not installed; installed: {', '.join(sorted(installed_langs))}."
+        )
+    dpi_raw = (fields.get("dpi") or "300").strip()
+    if not dpi_raw.isdigit() or not DPI_RANGE[0] <= int(dpi_raw) <= DPI_RANGE[1]:
+        raise BadRequest(f"dpi must be an integer from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
+    force_raw = (fields.get("force_ocr") or "false").strip().lower()
+    if force_raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise BadRequest("force_ocr must be true or false.")
+    webhook_url = (fields.get("webhook_url") or "").strip() or None
+    if webhook_url is not None and (not webhook_url.startswith(("http://", "https://")) or len(webhook_url) > 2048):
+        raise BadRequest("webhook_url must be an http:// or https:// address of at most 2048 characters.")
+    options = {"lang": lang, "dpi": int(dpi_raw), "force_ocr": force_raw in ("true", "1", "yes")}
+    return options, webhook_url
+
+
+def clean_filename(raw: str) -> str:
+    """Only the last path component, without control characters: names are shown, never used as paths."""
+    name = re.split(r"[/\\]", raw)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
+    return name[:255] or "document"

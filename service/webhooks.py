@@ -1,0 +1,78 @@
+"""Webhooks: the final job object POSTed to `webhook_url`, signed, by its own arq job.
+
+Delivery never blocks OCR: the job's end only enqueues `deliver_webhook`. A failed delivery is
+retried with exponential backoff; its state is kept on the job (`webhook`) so clients can see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import httpx
+from arq import Retry
+
+from service import metrics
+from service.errors import BadRequest
+from service.netguard import post
+from service.worker_jobs import WorkerState, retry_delay_s
+
+logger = logging.getLogger(__name__)
+
+MAX_DELIVERY_TRIES = 8
+SIGNATURE_HEADER = "X-Signature-256"
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
+    state: WorkerState = ctx["state"]
+    ref = await state.store.get(job_id)
+    if ref is None or not ref.meta.get("webhook_url"):
+        return "gone"
+    job = ref.job | {"links": {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}}
+    job.pop("webhook", None)
+    body = json.dumps(job, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "ocr-service-webhook"}
+    if state.settings.webhook_secret:
+        headers[SIGNATURE_HEADER] = sign(body, state.settings.webhook_secret)
+    attempt = ctx["job_try"]
+    error: str | None = None
+    try:
+        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=False) as client:
+            response = await post(
+                client,
+                ref.meta["webhook_url"],
+                content=body,
+                headers=headers,
+                allow_private=state.settings.allow_private_networks,
+            )
+        if not 200 <= response.status_code < 300:
+            error = f"the receiver answered HTTP {response.status_code}"
+    except BadRequest as exc:
+        error = exc.message
+        attempt = MAX_DELIVERY_TRIES  # an address we refuse will not become acceptable
+    except (httpx.HTTPError, OSError) as exc:
+        error = f"{exc.__class__.__name__}: {exc}"
+    if error is None:
+        await _record(state, ref.tenant, job_id, {"status": "delivered", "attempts": attempt, "error": None})
+        await metrics.record_webhook(state.redis, "delivered")
+        logger.info("job %s tenant=%s webhook delivered (attempt %d)", job_id, ref.tenant, attempt)
+        return "delivered"
+    if attempt >= MAX_DELIVERY_TRIES:
+        await _record(state, ref.tenant, job_id, {"status": "failed", "attempts": attempt, "error": error})
+        await metrics.record_webhook(state.redis, "failed")
+        logger.warning("job %s tenant=%s webhook failed for good: %s", job_id, ref.tenant, error)
+        return "failed"
+    await _record(state, ref.tenant, job_id, {"status": "retrying", "attempts": attempt, "error": error})
+    await metrics.record_webhook(state.redis, "retried")
+    raise Retry(defer=retry_delay_s(attempt))
+
+
+async def _record(state: WorkerState, tenant: str, job_id: str, webhook: dict[str, Any]) -> None:
+    await state.store.change(job_id, tenant, {"webhook": webhook})

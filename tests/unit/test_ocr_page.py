@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from PIL import Image
+
+from service.ocr import CancelToken, PageOptions, PageResult, process_page
+from tests.unit import ocr_samples
+from tests.unit.ocr_samples import TEXT, cer
+
+PDF = "application/pdf"
+STRAIGHT_MAX_CER = 0.05
+
+
+def ocr(data: bytes, media_type: str = PDF, index: int = 0, **options: object) -> PageResult:
+    return process_page(data, media_type, index, PageOptions(**options), CancelToken())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def no_tesseract(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tesseract was started")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+def test_straight_scan() -> None:
+    result = ocr(ocr_samples.scanned_pdf([ocr_samples.scan()]))
+    assert result.source == "ocr"
+    assert result.number == 1
+    assert result.rotation == 0
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+    assert result.confidence is not None and result.confidence > 80
+    assert (result.width, result.height) == pytest.approx((612, 396), abs=0.5)
+    assert result.text_pdf is not None and result.text_pdf.startswith(b"%PDF-")
+
+
+def test_text_layer_page_never_starts_tesseract(no_tesseract: None) -> None:
+    started = time.perf_counter()
+    result = ocr(ocr_samples.text_pdf())
+    assert time.perf_counter() - started < 0.05
+    assert result.source == "text-layer"
+    assert result.confidence is None
+    assert result.text_pdf is None
+    assert cer(TEXT, result.text) == 0
+
+
+def test_force_ocr_reads_a_text_layer_page_with_tesseract() -> None:
+    result = ocr(ocr_samples.text_pdf(), force_ocr=True)
+    assert result.source == "ocr"
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+def test_mixed_pdf() -> None:
+    data = ocr_samples.mixed_pdf()
+    results = [ocr(data, index=i) for i in range(4)]
+    assert [r.source for r in results] == ["text-layer", "ocr", "text-layer", "ocr"]
+    assert [r.number for r in results] == [1, 2, 3, 4]
+    assert all(cer(TEXT, r.text) < STRAIGHT_MAX_CER for r in results)
+
+
+@pytest.mark.parametrize("turned", [90, 180, 270])
+def test_turned_scan_is_read_upright(turned: int) -> None:
+    result = ocr(ocr_samples.scanned_pdf([ocr_samples.scan(rotate=turned)]))
+    # Turned `turned` degrees clockwise, it reads upright after turning the rest of the way round.
+    assert result.rotation == (360 - turned) % 360
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+@pytest.mark.parametrize("rotate", [90, 270])
+def test_pdf_rotate_is_honoured(rotate: int) -> None:
+    result = ocr(ocr_samples.rotated_text_pdf(rotate))
+    assert result.rotation == 0  # /Rotate already shows it upright
+    assert (result.width, result.height) == pytest.approx((612, 396), abs=0.5)
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+@pytest.mark.parametrize("skew_deg", [-3.0, 2.0])
+def test_skewed_scan(skew_deg: float) -> None:
+    result = ocr(ocr_samples.scanned_pdf([ocr_samples.scan(skew_deg=skew_deg)]))
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "media_type"),
+    [
+        ("1", "PNG", "image/png"),
+        ("L", "PNG", "image/png"),
+        ("P", "PNG", "image/png"),
+        ("RGBA", "PNG", "image/png"),
+        ("RGB", "JPEG", "image/jpeg"),
+        ("CMYK", "JPEG", "image/jpeg"),
+        ("1", "TIFF", "image/tiff"),
+    ],
+)
+def test_image_modes(mode: str, fmt: str, media_type: str) -> None:
+    image = ocr_samples.scan()
+    result = ocr(ocr_samples.image_bytes(image, fmt, mode=mode), media_type)
+    assert result.source == "ocr"
+    assert (result.width, result.height) == (image.width, image.height)  # native pixels
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+def test_jpeg_exif_orientation() -> None:
+    image = ocr_samples.scan()
+    result = ocr(ocr_samples.jpeg_with_exif_orientation(image, 6), "image/jpeg")
+    assert result.rotation == 0  # the EXIF tag, not OSD, turned it upright
+    assert (result.width, result.height) == (image.width, image.height)
+    assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+def test_multipage_tiff_pages_are_its_frames() -> None:
+    frames = [ocr_samples.scan([line]) for line in ocr_samples.LINES[:2]]
+    data = ocr_samples.multipage_tiff(frames)
+    texts = [ocr(data, "image/tiff", index=i).text for i in range(2)]
+    assert [cer(line, text) for line, text in zip(ocr_samples.LINES[:2], texts)] == [0, 0]
+
+
+def test_huge_page_renders_within_max_pixels() -> None:
+    # A 100 x 100 inch page would be 900 megapixels at 300 dpi.
+    result = ocr(ocr_samples.huge_pdf(), force_ocr=True, max_pixels=4_000_000)
+    assert (result.width, result.height) == (7200, 7200)
+    assert cer("\n".join(ocr_samples.LINES[:2]), result.text) < STRAIGHT_MAX_CER
+
+
+def test_blank_page() -> None:
+    blank = Image.new("L", (850, 550), 255)
+    result = ocr(ocr_samples.scanned_pdf([blank], dpi=100))
+    assert result.text == ""
+    assert result.confidence is None
+    assert result.rotation == 0
+
+
+def test_to_dict_is_the_api_page_object() -> None:
+    result = PageResult(3, "text", "ocr", 91.5, 90, 612.0, 792.0, text_pdf=b"%PDF-")
+    page = result.to_dict()
+    assert page == {
+        "number": 3,
+        "text": "text",
+        "source": "ocr",
+        "confidence": 91.5,
+        "rotation": 90,
+        "width": 612.0,
+        "height": 792.0,
+    }
+    json.dumps(page)
+
+
+def test_index_out_of_range() -> None:
+    with pytest.raises(IndexError):
+        ocr(ocr_samples.text_pdf(), index=1)

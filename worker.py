@@ -1,0 +1,52 @@
+"""The arq worker: `python worker.py` (the Procfile's `worker`), or `arq worker.WorkerSettings`."""
+
+from __future__ import annotations
+
+from arq import cron, func
+from arq.worker import run_worker
+
+from service.connections import deserialize_job, serialize_job
+from service.logs import configure_logging
+from service.startup_checks import check_worker_environment
+from service.webhooks import deliver_webhook
+from service.worker_jobs import MAX_TRIES, cleanup, ocr_pages, shutdown, startup
+from service.downloads import fetch_document
+from settings import load_or_exit
+
+settings = load_or_exit()
+
+
+class WorkerSettings:
+    functions = [
+        # arq's own timeout is only a backstop: each page's Tesseract run is bounded by JOB_TIMEOUT and
+        # killed past it; a range holds at most SPLIT_PAGES pages.
+        func(ocr_pages, timeout=settings.job_timeout_s * settings.split_pages + 60, max_tries=MAX_TRIES + 5),
+        func(fetch_document, timeout=120, max_tries=MAX_TRIES + 5),
+        func(deliver_webhook, timeout=60, max_tries=12),
+    ]
+    cron_jobs = [cron(cleanup, second={0, 30}, run_at_startup=True, unique=True, timeout=60)]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = settings.redis_settings()
+    job_serializer = serialize_job
+    job_deserializer = deserialize_job
+    max_jobs = settings.worker_max_jobs
+    poll_delay = settings.worker_poll_delay_s
+    # The web's /readyz reads the workers' own heartbeat (service/worker_jobs.py); arq's health-check
+    # key is kept fresh too for `arq --check`.
+    health_check_interval = 10
+    # Job results live in our own keys; arq's result copies would only be more keys to expire.
+    keep_result = 0
+    # A range cancelled by SIGTERM goes straight back to the queue for the next worker.
+    retry_jobs = True
+
+
+def main() -> None:
+    load_or_exit()
+    configure_logging(settings)
+    check_worker_environment(settings)
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
