@@ -106,6 +106,17 @@ redis.call('PUBLISH', ARGV[3], '{"tenant":"' .. ARGV[2] .. '","id":"' .. ARGV[1]
 """
 
 
+# The order clients see the fields in (Lua's cjson does not keep an object's key order).
+FIELD_ORDER = (
+    "id", "status", "progress", "message", "pages_total", "pages_done", "filename", "options", "cached",
+    "attempt", "error", "created_at", "started_at", "finished_at",
+)
+
+
+def ordered(job: Job) -> Job:
+    return {k: job[k] for k in FIELD_ORDER if k in job} | {k: v for k, v in job.items() if k not in FIELD_ORDER}
+
+
 def new_job_id() -> str:
     # 128 bits from the OS's CSPRNG: ids double as capabilities for the events link, so they must be unguessable.
     return secrets.token_hex(16)

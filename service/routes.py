@@ -15,7 +15,7 @@ from service import keys, operations
 from service.auth import mint_token, tenant_for_stream, tenant_from_header
 from service.errors import BadRequest, NotReady, ServiceError, ServiceUnavailable
 from service.events import feed_stream, job_stream, read_feed_backlog, read_job_backlog
-from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, STATUSES, Job
+from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, STATUSES, Job, ordered
 from service.ocr import PageResult, searchable_pdf
 from service.operations import Services
 from service.uploads import read_submission
@@ -35,7 +35,7 @@ def present(services: Services, tenant: str, job: Job) -> dict[str, Any]:
     """The job object as clients see it: with links, the events link carrying a token scoped to this job."""
     settings = services.settings
     token = mint_token(tenant, f"job:{job['id']}", settings.secret_key, settings.sse_token_ttl_s)
-    return job | {
+    return ordered(job) | {
         "links": {
             "self": f"/jobs/{job['id']}",
             "events": f"/jobs/{job['id']}/events?token={token}",

@@ -328,7 +328,8 @@ async def _finish_if_complete(state: WorkerState, ref: JobRef) -> str:
             return "finalizing-elsewhere"
     raw_pages = await state.redis.hgetall(keys.pages(job_id))
     pages = sorted((json.loads(raw) for raw in raw_pages.values()), key=lambda p: p["number"])
-    started_at = ref.job["started_at"] or utc_now()
+    current = await state.store.get(job_id)
+    started_at = (current.job["started_at"] if current else None) or utc_now()
     duration_ms = int((datetime.now().astimezone() - datetime.fromisoformat(started_at)).total_seconds() * 1000)
     result = {
         "id": job_id,
