@@ -42,7 +42,10 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -60,7 +63,7 @@ class RedisServer:
 
 def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "64",
          "--dir", workdir],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -128,12 +131,17 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def redis_url(self) -> str:
+        return self.env["REDIS_URL"]
+
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        return subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the descriptor; ours can close at once.
+        with open(self.logdir / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start_web(self) -> None:
         self.web = self._spawn(["-m", "service.web"], "web")
@@ -172,11 +180,17 @@ class Service:
                 process.wait()
 
 
+_next_db = iter(range(2, 64))
+
+
 @contextlib.contextmanager
 def run_service(redis_server: RedisServer, *, workers: int = 1, **env: str) -> Iterator[Service]:
+    """A web process and `workers` workers on a Redis database of their own (db 0 is `live_service`'s,
+    db 1 the integration tests'), so services never take each other's jobs."""
     logdir = Path(tempfile.mkdtemp(prefix="ocr-test-service-"))
     port = free_port()
-    service = Service(redis_server, service_env(redis_server.url, PORT=str(port), **env), port, logdir)
+    db = next(_next_db)
+    service = Service(redis_server, service_env(redis_server.db_url(db), PORT=str(port), **env), port, logdir)
     try:
         service.start_web()
         for _ in range(workers):
