@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from service.errors import BadRequest
+from service.uploads import clean_filename, parse_options
+
+LANGS = frozenset({"eng", "deu"})
+
+
+def test_defaults() -> None:
+    assert parse_options({}, LANGS) == ({"lang": "eng", "dpi": 300, "force_ocr": False}, None)
+
+
+def test_valid_options() -> None:
+    options, webhook = parse_options(
+        {"lang": "eng+deu", "dpi": "72", "force_ocr": "true", "webhook_url": "https://hooks.example/x"}, LANGS
+    )
+    assert options == {"lang": "eng+deu", "dpi": 72, "force_ocr": True}
+    assert webhook == "https://hooks.example/x"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dpi": "71"}, {"dpi": "601"}, {"dpi": "3e2"}, {"dpi": "-1"}, {"lang": "fra"}, {"lang": "eng+"},
+        {"lang": "../eng"}, {"force_ocr": "2"}, {"webhook_url": "ftp://x"}, {"webhook_url": "file:///etc/passwd"},
+    ],
+)
+def test_out_of_range_or_malformed_options_are_400(fields: dict[str, str]) -> None:
+    with pytest.raises(BadRequest):
+        parse_options(fields, LANGS)
+
+
+def test_an_uninstalled_language_names_the_installed_ones() -> None:
+    with pytest.raises(BadRequest, match="fra is not installed; installed: deu, eng"):
+        parse_options({"lang": "eng+fra"}, LANGS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("scan.pdf", "scan.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\scan.pdf", "scan.pdf"),
+        ("bad\x00na\x1bme\n.pdf", "badname.pdf"),
+        ("", "document"),
+        ("..", "document"),
+        ("x" * 400, "x" * 255),
+    ],
+)
+def test_filenames_lose_paths_and_control_characters(raw: str, clean: str) -> None:
+    assert clean_filename(raw) == clean
