@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix, retry_key_prefix
 
-from service import keys
+from service import keys, netguard
 from service.cache import ContentCache, content_key
 from service.errors import TooManyJobs, TooManyPages, UnsupportedMediaType
 from service.events import EventHub
@@ -52,6 +52,10 @@ async def submit(services: Services, tenant: str, submission: Submission) -> tup
             retry_after_s=5,
         )
     meta: dict[str, str] = {}
+    # Refuse internal addresses now, with a 400 the client sees; the worker checks again when it connects.
+    for url in (submission.webhook_url, submission.source_url):
+        if url is not None:
+            await netguard.resolve(url, allow_private=settings.allow_private_networks)
     if submission.webhook_url:
         meta["webhook_url"] = submission.webhook_url
     if submission.document is None:
@@ -93,11 +97,6 @@ async def _submit_url(services: Services, tenant: str, submission: Submission, m
     await _enqueue_or_fail(services, job, tenant, [(FETCH_FUNCTION, (job["id"],), job["id"])])
     logger.info("job %s tenant=%s queued for download", job["id"], tenant)
     return job
-
-
-async def enqueue_ranges(redis: ArqRedis, job_id: str, ranges: list[tuple[int, int]]) -> None:
-    for first, last in ranges:
-        await redis.enqueue_job(OCR_FUNCTION, job_id, first, last, _job_id=arq_job_id(job_id, first))
 
 
 async def _enqueue(services: Services, job: Job, tenant: str, ranges: list[tuple[int, int]]) -> None:
