@@ -52,6 +52,10 @@ class Settings:
     # How long a worker's claim on a job lives without being renewed: a worker killed with SIGKILL
     # hands its job to another one after at most this long.
     lease_s: int = 20
+    # Transient failures (a Tesseract killed by the OS or by JOB_TIMEOUT) are retried this many times,
+    # after 2, 4, 8 ... seconds (RETRY_DELAY_SECONDS doubling).
+    max_tries: int = 5
+    retry_delay_s: float = 2.0
     sse_ping_s: float = 15.0
     sse_retry_ms: int = 2000
     sse_token_ttl_s: int = 3600
@@ -115,6 +119,8 @@ class Settings:
             worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY", 0.05, 0.001, 10.0),
             worker_max_jobs=_int(env, "WORKER_MAX_JOBS", 10, 1, 1000),
             lease_s=_int(env, "LEASE_SECONDS", 20, 3, 3600),
+            max_tries=_int(env, "MAX_TRIES", 5, 1, 50),
+            retry_delay_s=_float(env, "RETRY_DELAY_SECONDS", 2.0, 0.1, 600.0),
             sse_ping_s=_float(env, "SSE_PING_SECONDS", 15.0, 0.1, 50.0),
             sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000, 100, 600_000),
             sse_token_ttl_s=_int(env, "SSE_TOKEN_TTL", 3600, 10, 7 * 24 * 3600),

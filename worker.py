@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 from arq import cron, func
+from arq.connections import RedisSettings
 from arq.worker import run_worker
 
-from service.connections import deserialize_job, serialize_job
+from service.connections import OUTAGE_ERRORS, deserialize_job, outage_retry, serialize_job
+from service.downloads import fetch_document
 from service.logs import configure_logging
 from service.startup_checks import check_worker_environment
 from service.webhooks import deliver_webhook
-from service.worker_jobs import MAX_TRIES, cleanup, ocr_pages, shutdown, startup
-from service.downloads import fetch_document
+from service.webhooks import MAX_DELIVERY_TRIES
+from service.worker_jobs import cleanup, ocr_pages, shutdown, startup
 from settings import load_or_exit
 
 settings = load_or_exit()
+
+
+def _redis_settings() -> RedisSettings:
+    """arq's own connection retries through a Redis outage instead of ending the worker."""
+    redis_settings = settings.redis_settings()
+    redis_settings.retry = outage_retry()
+    redis_settings.retry_on_error = list(OUTAGE_ERRORS)
+    return redis_settings
 
 
 class WorkerSettings:
     functions = [
         # arq's own timeout is only a backstop: each page's Tesseract run is bounded by JOB_TIMEOUT and
         # killed past it; a range holds at most SPLIT_PAGES pages.
-        func(ocr_pages, timeout=settings.job_timeout_s * settings.split_pages + 60, max_tries=MAX_TRIES + 5),
-        func(fetch_document, timeout=120, max_tries=MAX_TRIES + 5),
-        func(deliver_webhook, timeout=60, max_tries=12),
+        # max_tries leaves room beyond MAX_TRIES: a range handed back on SIGTERM counts as a try too.
+        func(ocr_pages, timeout=settings.job_timeout_s * settings.split_pages + 60, max_tries=settings.max_tries + 10),
+        func(fetch_document, timeout=120, max_tries=settings.max_tries + 10),
+        func(deliver_webhook, timeout=60, max_tries=MAX_DELIVERY_TRIES + 2),
     ]
     cron_jobs = [cron(cleanup, second={0, 30}, run_at_startup=True, unique=True, timeout=60)]
     on_startup = startup
     on_shutdown = shutdown
-    redis_settings = settings.redis_settings()
+    redis_settings = _redis_settings()
     job_serializer = serialize_job
     job_deserializer = deserialize_job
     max_jobs = settings.worker_max_jobs

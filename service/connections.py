@@ -7,6 +7,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from settings import Settings
 
@@ -24,13 +28,30 @@ def deserialize_job(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def redis_client(settings: Settings, *, socket_timeout_s: float | None = 5.0) -> ArqRedis:
-    """A client that fails fast: an unreachable Redis is a 503 within seconds, never a hung request."""
+# A worker rides out a Redis outage: every command retries with backoff (capped at 2 s) for hours,
+# so the worker picks up where it was when Redis comes back, without a restart.
+OUTAGE_RETRIES = 10_000
+
+
+def outage_retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=2.0, base=0.05), OUTAGE_RETRIES)
+
+
+OUTAGE_ERRORS = [RedisConnectionError, RedisTimeoutError, ConnectionRefusedError]
+
+
+def redis_client(
+    settings: Settings, *, socket_timeout_s: float | None = 5.0, ride_out_outages: bool = False
+) -> ArqRedis:
+    """A client for the web process fails fast (an unreachable Redis is a 503 within seconds, never a
+    hung request); a worker's (`ride_out_outages`) waits for Redis to come back."""
     options: dict[str, Any] = {
         "socket_connect_timeout": 2.0,
         "socket_timeout": socket_timeout_s,
         "health_check_interval": 15,
     }
+    if ride_out_outages:
+        options |= {"retry": outage_retry(), "retry_on_error": OUTAGE_ERRORS}
     if settings.effective_redis_url.startswith("rediss://") and not settings.redis_ssl_verify:
         options |= {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
     pool = ConnectionPool.from_url(settings.effective_redis_url, **options)

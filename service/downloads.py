@@ -16,7 +16,7 @@ from service.jobs import QUEUED, RUNNING, TERMINAL
 from service.netguard import open_stream
 from service.ocr import count_pages, sniff_media_type
 from service.operations import arq_job_id, page_ranges
-from service.worker_jobs import MAX_TRIES, WorkerState, _end_failed, retry_delay_s
+from service.worker_jobs import WorkerState, _end_failed, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,9 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
     except BadRequest as exc:
         return await _end_failed(state, ref, exc.code, exc.message)
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
-        if ctx["job_try"] >= MAX_TRIES:
+        if ctx["job_try"] >= settings.max_tries:
             return await _end_failed(state, ref, "download_failed", f"The download kept failing: {exc}")
-        raise Retry(defer=retry_delay_s(ctx["job_try"])) from None
+        raise Retry(defer=retry_delay_s(settings, ctx["job_try"])) from None
     media_type = sniff_media_type(document[:1024])
     if media_type is None:
         return await _end_failed(state, ref, "unsupported_media_type", "The download is not a PDF, PNG, JPEG or TIFF.")

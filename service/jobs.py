@@ -75,6 +75,8 @@ redis.call('RPUSH', KEYS[3], '{"seq":' .. seq .. ',"event":"' .. event .. '","jo
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[7]), -1)
 redis.call('EXPIRE', KEYS[3], ttl)
 local tseq = redis.call('INCR', KEYS[5])
+-- the feed's counter outlives any one job, so ids keep increasing for reconnecting clients
+redis.call('EXPIRE', KEYS[5], ttl * 24)
 redis.call('RPUSH', KEYS[4], '{"seq":' .. tseq .. ',"event":"' .. event .. '","job":' .. out .. '}')
 redis.call('LTRIM', KEYS[4], -tonumber(ARGV[8]), -1)
 redis.call('EXPIRE', KEYS[4], ttl)
@@ -92,12 +94,13 @@ return out
 
 
 # KEYS: feed, feed seq, tenant jobs, tenant active; ARGV: job id, tenant, channel, feed history length,
-# then every per-job key to delete
+# feed counter ttl, then every per-job key to delete
 _DELETE = """
-redis.call('DEL', unpack(ARGV, 5))
+redis.call('DEL', unpack(ARGV, 6))
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 local tseq = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
 local job = '{"id":"' .. ARGV[1] .. '"}'
 redis.call('RPUSH', KEYS[1], '{"seq":' .. tseq .. ',"event":"deleted","job":' .. job .. '}')
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
@@ -257,7 +260,7 @@ class JobStore:
         """Remove the job and everything stored for it, and tell the tenant's feed."""
         await self._delete(
             keys=[keys.feed(tenant), keys.feed_seq(tenant), keys.tenant_jobs(tenant), keys.tenant_active(tenant)],
-            args=[job_id, tenant, keys.EVENTS_CHANNEL, FEED_HISTORY_EVENTS, *keys.job_keys(job_id)],
+            args=[job_id, tenant, keys.EVENTS_CHANNEL, FEED_HISTORY_EVENTS, self.ttl_s * 24, *keys.job_keys(job_id)],
         )
 
 

@@ -71,7 +71,7 @@ async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
         return "failed"
     await _record(state, ref.tenant, job_id, {"status": "retrying", "attempts": attempt, "error": error})
     await metrics.record_webhook(state.redis, "retried")
-    raise Retry(defer=retry_delay_s(attempt))
+    raise Retry(defer=retry_delay_s(state.settings, attempt))
 
 
 async def _record(state: WorkerState, tenant: str, job_id: str, webhook: dict[str, Any]) -> None:

@@ -43,9 +43,7 @@ from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-MAX_TRIES = 5
 HEARTBEAT_INTERVAL_S = 10
-RETRY_BASE_DELAY_S = 2
 
 
 @dataclass
@@ -67,9 +65,9 @@ class WorkerState:
             token.cancel()
 
 
-def retry_delay_s(job_try: int) -> int:
-    """Exponential backoff: 2, 4, 8, 16 s ..."""
-    return int(RETRY_BASE_DELAY_S * 2 ** max(0, job_try - 1))
+def retry_delay_s(settings: Settings, job_try: int) -> float:
+    """Exponential backoff: RETRY_DELAY_SECONDS, then twice that, four times ..."""
+    return float(settings.retry_delay_s * 2 ** max(0, job_try - 1))
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -77,7 +75,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # Tesseract starts one OpenMP thread per core by default; with pages already running in parallel
     # that oversubscribes the CPU (a 300-dpi page went from 1.9 s to 12 s on 2 cores).
     os.environ["OMP_THREAD_LIMIT"] = "1"
-    redis = redis_client(settings)
+    redis = redis_client(settings, ride_out_outages=True)
     store = JobStore(redis, ttl_s=settings.result_ttl_s)
     state = WorkerState(
         settings=settings,
@@ -234,16 +232,17 @@ async def _run_range(
     if isinstance(failure, DocumentError):
         return await _end_failed(state, ref, failure.code, failure.message)
     if isinstance(failure, TransientOcrError):
-        if job_try >= MAX_TRIES:
+        max_tries = state.settings.max_tries
+        if job_try >= max_tries:
             return await _end_failed(state, ref, "ocr_failed", f"OCR kept failing after {job_try} attempts: {failure}")
-        delay_s = retry_delay_s(job_try)
+        delay_s = retry_delay_s(state.settings, job_try)
         await store.change(
             job_id,
             tenant,
-            {"message": f"Retrying in {delay_s} s after a transient error (attempt {job_try} of {MAX_TRIES})"},
+            {"message": f"Retrying in {delay_s:g} s after a transient error (attempt {job_try} of {max_tries})"},
             allowed_from=[RUNNING],
         )
-        logger.warning("job %s tenant=%s transient error, retry in %d s: %s", job_id, tenant, delay_s, failure)
+        logger.warning("job %s tenant=%s transient error, retry in %g s: %s", job_id, tenant, delay_s, failure)
         raise Retry(defer=delay_s)
 
     await state.redis.sadd(keys.ranges(job_id), f"{first}-{last}")

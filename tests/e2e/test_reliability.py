@@ -1,0 +1,289 @@
+"""Failure is boring: killed workers, restarts, Redis outages, Tesseract dying, stuck pages, expiry, load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import RedisServer, Service, run_service, start_redis
+from tests.e2e.test_api import read_stream, submit, wait_for_status
+from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
+
+pytestmark = pytest.mark.slow
+
+
+def long_scan(pages: int) -> bytes:
+    return scanned_pdf([scan(LINES, dpi=300) for _ in range(pages)], dpi=300)
+
+
+async def wait_pages_done(client: httpx.AsyncClient, job_id: str, at_least: int, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = (await client.get(f"/jobs/{job_id}")).json()
+        if job["pages_done"] >= at_least:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not reach {at_least} pages")
+
+
+def assert_each_page_once(result: dict, pages: int) -> None:
+    numbers = [page["number"] for page in result["pages"]]
+    assert numbers == list(range(1, pages + 1))
+    assert result["text"].count("\f") == pages - 1
+
+
+async def test_a_worker_killed_mid_job_hands_it_to_the_next_within_60_s(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            pages = 6
+            job = (await submit(client, long_scan(pages))).json()
+            stream = asyncio.create_task(read_stream(client, job["links"]["events"], timeout_s=120))
+            await wait_pages_done(client, job["id"], 2)
+            victim = service.workers[0]
+            os.killpg(victim.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            victim.wait()
+            service.start_worker()
+            events = await stream
+            assert events[-1][2]["status"] == "completed"
+            assert time.monotonic() - killed_at < 60
+            final = events[-1][2]
+            assert final["attempt"] == 2
+            progress = [data["progress"] for _, _, data in events]
+            assert progress == sorted(progress)
+            result = (await client.get(f"/jobs/{job['id']}/result")).json()
+            assert_each_page_once(result, pages)
+
+
+async def test_sigterm_hands_work_back_and_exits_within_30_s(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            pages = 6
+            job = (await submit(client, long_scan(pages))).json()
+            await wait_pages_done(client, job["id"], 1)
+            worker = service.workers[0]
+            started = time.monotonic()
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+            assert time.monotonic() - started < 30
+            assert subprocess.run(["pgrep", "-x", "tesseract"], capture_output=True).stdout == b""
+            service.start_worker()
+            final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=90)
+            assert final["status"] == "completed"
+            assert_each_page_once((await client.get(f"/jobs/{job['id']}/result")).json(), pages)
+
+
+async def test_a_tesseract_killed_by_the_os_is_retried(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1", RETRY_DELAY_SECONDS="0.5") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, long_scan(2), dpi="400")).json()
+            await wait_for_status(client, job, {"running"})
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if subprocess.run(["pkill", "-9", "-x", "tesseract"]).returncode == 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("no tesseract process to kill")
+            final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=90)
+            assert final["status"] == "completed" and final["attempt"] >= 2
+            assert_each_page_once((await client.get(f"/jobs/{job['id']}/result")).json(), 2)
+
+
+async def test_job_timeout_kills_a_stuck_tesseract_and_fails_after_the_retries(redis_server: RedisServer) -> None:
+    with run_service(redis_server, JOB_TIMEOUT="1", MAX_TRIES="2", RETRY_DELAY_SECONDS="0.5") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            # A dense page that takes Tesseract several seconds, against a one-second limit.
+            dense = scanned_pdf([scan(LINES * 12, dpi=300, height_pt=1800, width_pt=900, fontsize=11)], dpi=300)
+            job = (await submit(client, dense)).json()
+            final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=60)
+            assert final["status"] == "failed" and final["error"]["code"] == "ocr_failed", final
+            assert final["attempt"] == 2
+            assert subprocess.run(["pgrep", "-x", "tesseract"], capture_output=True).stdout == b""
+            ok = (await submit(client, text_pdf(lines=["The worker is still up afterwards"]))).json()
+            assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
+
+
+async def test_document_errors_fail_at_once_without_retries(live_service: Service) -> None:
+    from tests.e2e.receiver import running_receiver
+
+    with running_receiver() as receiver:
+        receiver.documents["broken.pdf"] = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n"
+        async with httpx.AsyncClient(base_url=live_service.url, timeout=30) as client:
+            job = (await client.post("/jobs", json={"url": f"{receiver.url}/docs/broken.pdf"})).json()
+            final = await wait_for_status(client, job, {"completed", "failed"})
+            assert final["status"] == "failed" and final["error"]["code"] == "unprocessable_document"
+            assert final["attempt"] == 1
+
+
+async def test_redis_outage_answers_503_and_everything_recovers() -> None:
+    redis_server = start_redis()
+    try:
+        with run_service(redis_server, workers=1) as service:
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+                job = (await submit(client, text_pdf(lines=["Before the outage"]))).json()
+                await read_stream(client, job["links"]["events"])
+                feed = asyncio.create_task(client.get("/events", timeout=30))
+                await asyncio.sleep(0.5)
+                redis_server.stop()
+                # The open stream ends so that its client reconnects.
+                ended = await asyncio.wait_for(feed, timeout=15)
+                assert ended.status_code == 200
+                for method, path in [
+                    ("GET", "/jobs"), ("GET", f"/jobs/{job['id']}"), ("GET", f"/jobs/{job['id']}/result"),
+                    ("GET", f"/jobs/{job['id']}/events"), ("GET", "/events"), ("DELETE", f"/jobs/{job['id']}"),
+                    ("GET", "/cache/stats"),
+                ]:
+                    started = time.monotonic()
+                    response = await client.request(method, path)
+                    assert response.status_code == 503, (method, path, response.text)
+                    assert response.json()["error"]["code"] == "service_unavailable"
+                    assert int(response.headers["retry-after"]) > 0
+                    assert time.monotonic() - started < 10
+                upload = await submit(client, text_pdf(lines=["During the outage"]))
+                assert upload.status_code == 503
+                assert (await client.get("/healthz")).status_code == 200
+                assert (await client.get("/readyz")).status_code == 503
+
+                redis_server.start_again()
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    raise AssertionError("did not become ready again:\n" + service.logs())
+                after = (await submit(client, text_pdf(lines=["After the outage it works"]))).json()
+                final = await wait_for_status(client, after, {"completed", "failed"}, timeout_s=60)
+                assert final["status"] == "completed"
+                assert all(p.poll() is None for p in [service.web, *service.workers])
+    finally:
+        redis_server.stop()
+
+
+async def test_hostile_uploads_get_clear_errors_and_the_worker_keeps_serving(redis_server: RedisServer) -> None:
+    from tests.unit.ocr_samples import encrypted_pdf
+
+    with run_service(redis_server, MAX_UPLOAD_MB="1", MAX_PAGES="3") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            async def expect(response: httpx.Response, status: int, code: str | None = None) -> None:
+                assert response.status_code == status, response.text
+                if code:
+                    assert response.json()["error"]["code"] == code
+
+            raw = {"content-type": "application/pdf"}
+            await expect(await client.post("/jobs", content=b"", headers=raw), 415, "unsupported_media_type")
+            await expect(await client.post("/jobs", content=os.urandom(4096), headers=raw), 415)
+            await expect(await client.post("/jobs", content=b"%PDF-", headers=raw), 422, "unprocessable_document")
+            valid = text_pdf()
+            await expect(await client.post("/jobs", content=valid[: len(valid) // 3], headers=raw), 422)
+            await expect(await client.post("/jobs", content=encrypted_pdf(), headers=raw), 422, "encrypted_document")
+            await expect(await client.post("/jobs", content=text_pdf(pages=4), headers=raw), 422, "too_many_pages")
+            big = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
+            await expect(await client.post("/jobs", content=big, headers=raw), 413, "payload_too_large")
+
+            async def chunks():
+                for _ in range(48):
+                    yield os.urandom(64 * 1024)
+
+            await expect(await client.post("/jobs", content=chunks(), headers=raw), 413, "payload_too_large")
+            multipart = {"content-type": "multipart/form-data; boundary=xyz"}
+            await expect(await client.post("/jobs", content=b"--xyz\r\ngarbage", headers=multipart), 400)
+            await expect(await client.post("/jobs", content=b"no boundary", headers={
+                "content-type": "multipart/form-data"}), 400)
+            many = {f"field{n}": "x" for n in range(3000)}
+            await expect(await client.post("/jobs", data=many, files={"file": ("a.pdf", valid)}), 400, "bad_request")
+            many_files = [("file", (f"{n}.pdf", b"%PDF-")) for n in range(50)]
+            await expect(await client.post("/jobs", files=many_files), 400, "bad_request")
+
+            ok = (await submit(client, text_pdf(lines=["Still serving after all that"]))).json()
+            assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
+            assert all(p.poll() is None for p in [service.web, *service.workers])
+
+
+async def test_a_decompression_bomb_image_is_refused_or_fails_cleanly(live_service: Service) -> None:
+    from PIL import Image
+
+    import io
+
+    bomb = Image.new("1", (40_000, 40_000), 1)
+    buffer = io.BytesIO()
+    bomb.save(buffer, "PNG", optimize=True)
+    assert len(buffer.getvalue()) < 1_000_000
+    async with httpx.AsyncClient(base_url=live_service.url, timeout=60) as client:
+        response = await client.post("/jobs", content=buffer.getvalue(), headers={"content-type": "image/png"})
+        if response.status_code == 202:
+            final = await wait_for_status(client, response.json(), {"completed", "failed"}, timeout_s=120)
+            assert final["status"] in ("completed", "failed")
+        else:
+            assert response.status_code in (413, 422), response.text
+        ok = (await submit(client, text_pdf(lines=["Still serving after a bomb"]))).json()
+        assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
+        assert all(p.poll() is None for p in [live_service.web, *live_service.workers])
+
+
+async def test_a_slowly_trickled_body_does_not_hold_up_others(live_service: Service) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", live_service.port)
+    writer.write(b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/pdf\r\nContent-Length: 100000\r\n\r\n%PDF")
+    await writer.drain()
+    try:
+        async with httpx.AsyncClient(base_url=live_service.url, timeout=10) as client:
+            for _ in range(5):
+                writer.write(b"0" * 10)
+                await writer.drain()
+                started = time.monotonic()
+                assert (await client.get("/healthz")).status_code == 200
+                assert (await client.get("/jobs")).status_code == 200
+                assert time.monotonic() - started < 1
+                await asyncio.sleep(0.2)
+    finally:
+        writer.close()
+
+
+async def test_300_documents_50_at_a_time_all_complete_with_their_own_text(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=2, MAX_ACTIVE_JOBS="1000") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60,
+                                     limits=httpx.Limits(max_connections=60)) as client:
+            semaphore = asyncio.Semaphore(50)
+
+            async def one(n: int) -> None:
+                async with semaphore:
+                    marker = f"Document number {n} of the load test"
+                    response = await client.post(
+                        "/jobs", params={"wait": "25"}, files={"file": (f"{n}.pdf", text_pdf(lines=[marker]))}
+                    )
+                    assert response.status_code in (200, 202), response.text
+                    job = response.json()
+                    if "result" not in job:
+                        await read_stream(client, job["links"]["events"], timeout_s=120)
+                        job["result"] = (await client.get(f"/jobs/{job['id']}/result")).json()
+                    assert job["result"]["text"].strip() == marker
+
+            await asyncio.gather(*(one(n) for n in range(300)))
+            listed = (await client.get("/jobs", params={"limit": 200, "status": "completed"})).json()
+            assert len(listed["jobs"]) == 200 and listed["next"] is not None
+
+
+async def test_after_result_ttl_nothing_of_a_job_is_left(redis_server: RedisServer) -> None:
+    with run_service(redis_server, RESULT_TTL="10") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, scanned_pdf([scan(LINES[:1])]))).json()
+            await read_stream(client, job["links"]["events"])
+            redis = Redis.from_url(service.redis_url)
+            try:
+                assert [k async for k in redis.scan_iter(match=f"*{job['id']}*")]
+                await asyncio.sleep(11)
+                assert [k async for k in redis.scan_iter(match=f"*{job['id']}*")] == []
+                # arq's keys for it (arq:job:, arq:retry:, arq:in-progress:, arq:result:) went with the rest.
+                queued = [m async for m in redis.zscan_iter("arq:queue")]
+                assert not any(job["id"].encode() in member for member, _ in queued)
+            finally:
+                await redis.aclose()
+            assert (await client.get(f"/jobs/{job['id']}")).status_code == 404
