@@ -28,6 +28,7 @@ from service.errors import ServiceError, ServiceUnavailable
 from service.events import EventHub
 from service.jobs import JobStore
 from service.metrics import metrics_endpoint
+from service.openapi import openapi_endpoint
 from service.ocr import installed_languages
 from service.operations import Services
 from settings import Settings, get_settings
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", routes.healthz, methods=["GET"]),
         Route("/readyz", routes.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
