@@ -1,0 +1,74 @@
+"""What operators look at: metrics, readiness, logs."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.conftest import RedisServer, Service, run_service
+from tests.e2e.test_api import read_stream, submit
+from tests.unit.ocr_samples import scan, scanned_pdf, text_pdf
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_metrics_cover_jobs_pages_durations_queue_and_streams(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/metrics")).text
+    job = (await submit(client, scanned_pdf([scan(["Metrics count this page"])]))).json()
+    await read_stream(client, job["links"]["events"])
+    text_job = (await submit(client, text_pdf(lines=["Metrics count text layers too"]))).json()
+    await read_stream(client, text_job["links"]["events"])
+    response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    assert metric(after, 'ocr_jobs_total{status="completed"}') >= metric(before, 'ocr_jobs_total{status="completed"}') + 2
+    assert metric(after, 'ocr_pages_total{source="ocr"}') >= 1
+    assert metric(after, 'ocr_pages_total{source="text-layer"}') >= 1
+    assert metric(after, "ocr_page_seconds_count") >= 2 and metric(after, "ocr_page_seconds_sum") > 0
+    assert metric(after, "ocr_job_duration_seconds_count") >= 2
+    assert metric(after, 'ocr_job_duration_seconds_bucket{le="+Inf"}') == metric(after, "ocr_job_duration_seconds_count")
+    assert metric(after, "ocr_queue_depth") >= 0 and metric(after, "ocr_queue_oldest_age_seconds") >= 0
+    assert metric(after, "ocr_workers_alive") == 1
+    assert metric(after, "ocr_sse_clients") == 0
+    assert 'ocr_webhook_deliveries_total{outcome="delivered"}' in after
+
+
+async def test_readyz_needs_a_worker_heartbeat(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=0) as service:
+        response = httpx.get(service.url + "/readyz")
+        assert response.status_code == 503
+        assert "heartbeat" in response.json()["reason"]
+        service.start_worker()
+        service.wait_ready()
+
+
+async def test_json_logs_have_one_line_per_state_change_without_document_text(redis_server: RedisServer) -> None:
+    secret_text = "Confidential salary figures for everyone"
+    with run_service(redis_server, LOG_FORMAT="json") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, text_pdf(lines=[secret_text]))).json()
+            await read_stream(client, job["links"]["events"])
+        logs = service.logs()
+    entries = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert entries and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    about_job = [
+        e["message"] for e in entries
+        if job["id"] in e["message"] and e["logger"].startswith("service.") and e["logger"] != "service.access"
+    ]
+    assert any("queued" in m for m in about_job) and any("completed" in m for m in about_job)
+    assert all("tenant=public" in m for m in about_job if "queued" in m or "completed" in m)
+    requests = [e["message"] for e in entries if e["logger"] == "service.access"]
+    assert any(m.startswith("POST /jobs 202 ") and m.endswith("ms") for m in requests)
+    assert secret_text not in logs and "Confidential" not in logs
+
+
+async def test_the_worker_metrics_reach_the_web_through_redis(live_service: Service) -> None:
+    async with httpx.AsyncClient(base_url=live_service.url) as client:
+        text = (await client.get("/metrics")).text
+    assert "# HELP ocr_page_seconds" in text and "# TYPE ocr_page_seconds histogram" in text
