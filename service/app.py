@@ -74,6 +74,10 @@ async def index(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
 
 
+async def dashboard(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "dashboard.html", headers={"Content-Security-Policy": PAGE_CSP})
+
+
 class SecurityHeaders:
     """nosniff everywhere, and one access-log line per request with its duration."""
 
@@ -151,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app_routes = [
         Route("/", index, methods=["GET"]),
+        Route("/dashboard", dashboard, methods=["GET"]),
+        Route("/ops/events", routes.ops_events, methods=["GET"]),
         Route("/jobs", routes.create_job, methods=["POST"]),
         Route("/jobs", routes.list_jobs, methods=["GET"]),
         Route("/jobs/{job_id}", routes.get_job, methods=["GET"]),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import keys, operations
+from service.dashboard import dashboard_stream
 from service.auth import mint_token, tenant_for_stream, tenant_from_header
 from service.errors import BadRequest, NotReady, ServiceError, ServiceUnavailable
 from service.events import feed_stream, job_stream, read_feed_backlog, read_job_backlog
@@ -318,6 +319,12 @@ async def clear_cache(request: Request) -> Response:
     tenant = tenant_from_header(request, services.settings)
     await services.cache.clear(tenant)
     return Response(status_code=204)
+
+
+async def ops_events(request: Request) -> Response:
+    """The operations view's live figures (aggregates only, like /metrics: no key needed)."""
+    services = services_of(request)
+    return _event_response(services, dashboard_stream(services))
 
 
 async def healthz(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -54,7 +55,12 @@ async def test_json_logs_have_one_line_per_state_change_without_document_text(re
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             job = (await submit(client, text_pdf(lines=[secret_text]))).json()
             await read_stream(client, job["links"]["events"])
-        logs = service.logs()
+        # The worker logs the completion just after publishing it: give the line a moment to land.
+        for _ in range(50):
+            logs = service.logs()
+            if f"job {job['id']} tenant=public completed" in logs:
+                break
+            await asyncio.sleep(0.1)
     entries = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     assert entries and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     about_job = [
@@ -72,3 +78,16 @@ async def test_the_worker_metrics_reach_the_web_through_redis(live_service: Serv
     async with httpx.AsyncClient(base_url=live_service.url) as client:
         text = (await client.get("/metrics")).text
     assert "# HELP ocr_page_seconds" in text and "# TYPE ocr_page_seconds histogram" in text
+
+
+async def test_the_dashboard_streams_live_figures(client: httpx.AsyncClient) -> None:
+    page = await client.get("/dashboard")
+    assert page.status_code == 200 and "dashboard.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    async with client.stream("GET", "/ops/events") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                stats = json.loads(line[5:])
+                break
+    assert stats["workers_alive"] == 1 and stats["queue_depth"] >= 0
+    assert {"completed", "failed"} <= set(stats["jobs"]) and "completed_per_minute" in stats
