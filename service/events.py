@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -35,6 +35,10 @@ SUBSCRIBER_QUEUE_EVENTS = 1000
 FEED_SNAPSHOT_JOBS = 50
 
 
+# Turns a stored job into what clients see (links, field order): see service/routes.py.
+Present = Callable[[Job], dict[str, Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     job_id: str
@@ -43,6 +47,13 @@ class Event:
     tseq: int  # its id in the tenant's feed
     name: str  # "status", "progress" or "deleted"
     job: Job
+    # What `present` made of the job, computed once for all of the event's streams (they share a tenant).
+    presented: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def present_with(self, present: Present) -> dict[str, Any]:
+        if not self.presented:
+            self.presented.update(present(self.job))
+        return self.presented
 
     @property
     def terminal(self) -> bool:
@@ -197,9 +208,6 @@ def _history_entry(raw: bytes) -> tuple[int, str, Job]:
     return int(data["seq"]), data["event"], data["job"]
 
 
-Present = Callable[[Job], dict[str, Any]]
-
-
 def sse(event_id: int, name: str, payload: dict[str, Any], retry_ms: int | None = None) -> ServerSentEvent:
     # One line of JSON per event: `data:` lines cannot hold raw newlines.
     return ServerSentEvent(
@@ -255,7 +263,7 @@ async def job_stream(
         if event.name == "deleted":
             yield sse(max(last_sent + 1, event.seq), "deleted", {"id": event.job_id}, retry_ms if first else None)
             return
-        yield sse(event.seq, event.name, present(event.job), retry_ms if first else None)
+        yield sse(event.seq, event.name, event.present_with(present), retry_ms if first else None)
         first = False
         last_sent = event.seq
         if event.terminal:
@@ -311,6 +319,6 @@ async def feed_stream(
             return
         if event.tseq <= last_sent:
             continue
-        data = {"id": event.job_id} if event.name == "deleted" else present(event.job)
+        data = {"id": event.job_id} if event.name == "deleted" else event.present_with(present)
         yield sse(event.tseq, event.name, data)
         last_sent = event.tseq

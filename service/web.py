@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import uvicorn
 
 from service.logs import configure_logging
@@ -9,9 +11,17 @@ from service.startup_checks import check_web_environment
 from settings import load_or_exit
 
 
+def raise_open_file_limit() -> None:
+    """Each SSE client holds a socket: lift the soft descriptor limit (often 1024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+
+
 def main() -> None:
     settings = load_or_exit()
     configure_logging(settings)
+    raise_open_file_limit()
     check_web_environment(settings)
     uvicorn.run(
         "service.app:create_app",
