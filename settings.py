@@ -39,6 +39,8 @@ class Settings:
     job_timeout_s: int = 120
     ocr_concurrency: int = 1
     max_page_pixels: int = 40_000_000
+    # Address space one page's process may use (rendering and Tesseract); past it the page fails.
+    page_memory_mb: int = 4096
     webhook_secret: str | None = None
     allow_private_networks: bool = False
     log_format: str = "plain"
@@ -110,6 +112,7 @@ class Settings:
             job_timeout_s=_int(env, "JOB_TIMEOUT", 120, 1, 24 * 3600),
             ocr_concurrency=_int(env, "OCR_CONCURRENCY", os.cpu_count() or 1, 1, 256),
             max_page_pixels=_int(env, "MAX_PAGE_PIXELS", 40_000_000, 1_000_000, 400_000_000),
+            page_memory_mb=_int(env, "PAGE_MEMORY_MB", 4096, 256, 1_048_576),
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             allow_private_networks=_bool(env, "ALLOW_PRIVATE_NETWORKS", False),
             log_format=log_format,

@@ -19,12 +19,14 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from arq import Retry
@@ -37,8 +39,9 @@ from service.cache import ContentCache
 from service.connections import redis_client
 from service.errors import DocumentError, OcrCancelled, TransientOcrError
 from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, TERMINAL, JobRef, JobStore, utc_now
-from service.ocr import CancelToken, PageOptions, PageResult, process_page
+from service.ocr import CancelToken, PageOptions
 from service.operations import arq_job_id, page_ranges
+from service.page_pool import PagePool
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -54,15 +57,33 @@ class WorkerState:
     redis: ArqRedis
     store: JobStore
     cache: ContentCache
-    pool: ThreadPoolExecutor
-    page_slots: asyncio.Semaphore
+    pages: PagePool
     worker_id: str
+    scratch: Path  # documents as files, for the page processes to read
     tokens: dict[str, set[CancelToken]] = field(default_factory=dict)
+    documents: dict[str, tuple[Path, int]] = field(default_factory=dict)  # job id -> (file, ranges using it)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def cancel_local(self, job_id: str) -> None:
         for token in list(self.tokens.get(job_id, ())):
             token.cancel()
+
+    @contextlib.contextmanager
+    def document_file(self, job_id: str, document: bytes) -> Any:
+        """The document as a local file while any of this worker's ranges of it run."""
+        path, users = self.documents.get(job_id, (self.scratch / job_id, 0))
+        if users == 0:
+            path.write_bytes(document)
+        self.documents[job_id] = (path, users + 1)
+        try:
+            yield path
+        finally:
+            path, users = self.documents[job_id]
+            if users == 1:
+                del self.documents[job_id]
+                path.unlink(missing_ok=True)
+            else:
+                self.documents[job_id] = (path, users - 1)
 
 
 def retry_delay_s(settings: Settings, job_try: int) -> float:
@@ -77,14 +98,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     os.environ["OMP_THREAD_LIMIT"] = "1"
     redis = redis_client(settings, ride_out_outages=True)
     store = JobStore(redis, ttl_s=settings.result_ttl_s)
+    pages = PagePool(settings.ocr_concurrency, memory_bytes=settings.page_memory_mb * 1024 * 1024)
+    await pages.start()
     state = WorkerState(
         settings=settings,
         redis=redis,
         store=store,
         cache=ContentCache(redis, store),
-        pool=ThreadPoolExecutor(max_workers=settings.ocr_concurrency, thread_name_prefix="page"),
-        page_slots=asyncio.Semaphore(settings.ocr_concurrency),
+        pages=pages,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+        scratch=Path(tempfile.mkdtemp(prefix="ocr-worker-")),
     )
     state.background = [
         asyncio.create_task(_heartbeat(state), name="heartbeat"),
@@ -103,7 +126,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await asyncio.gather(*state.background, return_exceptions=True)
     with contextlib.suppress(RedisError, OSError):
         await state.redis.zrem(keys.WORKERS, state.worker_id)
-    state.pool.shutdown(wait=False, cancel_futures=True)
+    await state.pages.close()
+    shutil.rmtree(state.scratch, ignore_errors=True)
     await state.redis.aclose()
     logger.info("worker %s stopped", state.worker_id)
 
@@ -226,7 +250,8 @@ async def _run_range(
     )
     done = {int(n) for n in await state.redis.hkeys(keys.pages(job_id))}
     todo = [index for index in range(first, last) if index + 1 not in done]
-    failure = await _run_pages(state, ref, document, todo, options, token)
+    with state.document_file(job_id, document) as document_path:
+        failure = await _run_pages(state, ref, document_path, todo, options, token)
     if isinstance(failure, OcrCancelled):
         return await _end_cancelled(state, ref)
     if isinstance(failure, DocumentError):
@@ -250,7 +275,7 @@ async def _run_range(
 
 
 async def _run_pages(
-    state: WorkerState, ref: JobRef, document: bytes, todo: list[int], options: PageOptions, token: CancelToken
+    state: WorkerState, ref: JobRef, document: Path, todo: list[int], options: PageOptions, token: CancelToken
 ) -> Exception | None:
     """Run the pages concurrently; the first expected failure, or None when every page is stored."""
     try:
@@ -258,7 +283,7 @@ async def _run_pages(
             for index in todo:
                 group.create_task(_one_page(state, ref, document, index, options, token))
     except ExceptionGroup as errors:
-        # TaskGroup cancelled the other pages' tasks, but their threads run on: kill their Tesseracts.
+        # One page decides the range's fate: stop the others' processes now rather than let them finish.
         token.cancel()
         for kind in (OcrCancelled, DocumentError, TransientOcrError):
             matched = errors.subgroup(kind)
@@ -274,19 +299,11 @@ def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
 
 
 async def _one_page(
-    state: WorkerState, ref: JobRef, document: bytes, index: int, options: PageOptions, token: CancelToken
+    state: WorkerState, ref: JobRef, document: Path, index: int, options: PageOptions, token: CancelToken
 ) -> None:
     job_id, tenant = ref.job["id"], ref.tenant
     total = ref.job["pages_total"]
-    media_type = ref.meta["media_type"]
-    async with state.page_slots:
-        token.raise_if_cancelled()
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        page: PageResult = await loop.run_in_executor(
-            state.pool, process_page, document, media_type, index, options, token
-        )
-        seconds = time.perf_counter() - started
+    page, seconds = await state.pages.run_page(document, ref.meta["media_type"], index, options, token)
     async with state.redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.pages(job_id), str(page.number), json.dumps(page.to_dict()))
         pipe.expire(keys.pages(job_id), state.settings.result_ttl_s)

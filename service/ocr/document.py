@@ -6,9 +6,12 @@ its own with open_document().
 
 from __future__ import annotations
 
+import io
 import logging
+import warnings
 
 import pymupdf
+from PIL import Image
 
 from service.errors import EncryptedDocument, UnprocessableDocument, UnsupportedMediaType
 
@@ -75,12 +78,43 @@ def open_document(data: bytes, media_type: str) -> pymupdf.Document:
     return doc
 
 
+# An image is decoded whole before any scaling, so its size is checked from its header first: a
+# 40,000 x 40,000 1-bit PNG is a few KB on disk and 1.6 GB once decoded (a decompression bomb).
+MAX_IMAGE_PIXELS = 200_000_000
+
+
+def check_image_size(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse images (every frame of a TIFF) larger than `max_pixels`, reading headers only."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                for frame in range(getattr(image, "n_frames", 1)):
+                    image.seek(frame)
+                    width, height = image.size
+                    if width * height > max_pixels:
+                        raise ImageTooLarge(
+                            f"the image is {width} x {height} pixels; at most {max_pixels // 1_000_000} "
+                            "megapixels are accepted"
+                        )
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image is too large: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnprocessableDocument(f"the image cannot be read: {exc}") from None
+
+
+class ImageTooLarge(UnprocessableDocument):
+    code = "image_too_large"
+
+
 def count_pages(data: bytes, media_type: str) -> int:
     """The number of pages (or image frames), without rendering anything.
 
-    Image pages are decoded when loaded, so only the first and last frames are loaded to catch
-    truncated images; PDF pages are not loaded at all.
+    Image pages are decoded when loaded, so their size is checked from the header first, and only the
+    first and last frames are loaded to catch truncated images; PDF pages are not loaded at all.
     """
+    if media_type in (PNG, JPEG, TIFF):
+        check_image_size(data)
     doc = open_document(data, media_type)
     try:
         count = doc.page_count

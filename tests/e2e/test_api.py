@@ -224,9 +224,16 @@ async def test_cancel_a_queued_job(redis_server: RedisServer) -> None:
             assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "cancelled"
 
 
+def live_tesseract_pids() -> list[int]:
+    """Running Tesseract processes. Killed ones whose parent died are zombies until init reaps them, and
+    some sandboxes' init never does: those are not running and do not count."""
+    found = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True, text=True)
+    rows = [line.split() for line in found.stdout.splitlines()]
+    return [int(pid) for pid, stat, *comm in rows if comm == ["tesseract"] and "Z" not in stat]
+
+
 def tesseract_processes() -> int:
-    found = subprocess.run(["pgrep", "-x", "tesseract"], capture_output=True, text=True)
-    return len(found.stdout.split())
+    return len(live_tesseract_pids())
 
 
 async def test_cancel_a_running_job_kills_tesseract(client: httpx.AsyncClient) -> None:
