@@ -50,7 +50,9 @@ class Settings:
     # so several workers share it.
     split_pages: int = 40
     worker_poll_delay_s: float = 0.05
-    worker_max_jobs: int = 10
+    # Units of work (page ranges, downloads, webhooks) one worker holds at once. No more than its OCR
+    # slots by default: a worker that grabbed more ranges than it can run would keep them from idle workers.
+    worker_max_jobs: int = 1
     # How long a worker's claim on a job lives without being renewed: a worker killed with SIGKILL
     # hands its job to another one after at most this long.
     lease_s: int = 20
@@ -99,6 +101,7 @@ class Settings:
         log_format = env.get("LOG_FORMAT") or ("plain" if sys.stderr.isatty() else "json")
         if log_format not in ("plain", "json"):
             raise SettingsError(f"LOG_FORMAT must be plain or json, got {log_format!r}")
+        ocr_concurrency = _int(env, "OCR_CONCURRENCY", os.cpu_count() or 1, 1, 256)
         return cls(
             port=_int(env, "PORT", 8000, 1, 65535),
             redis_url=redis_url,
@@ -110,7 +113,7 @@ class Settings:
             max_active_jobs=_int(env, "MAX_ACTIVE_JOBS", 100, 1, 1_000_000),
             result_ttl_s=_int(env, "RESULT_TTL", 3600, 10, 30 * 24 * 3600),
             job_timeout_s=_int(env, "JOB_TIMEOUT", 120, 1, 24 * 3600),
-            ocr_concurrency=_int(env, "OCR_CONCURRENCY", os.cpu_count() or 1, 1, 256),
+            ocr_concurrency=ocr_concurrency,
             max_page_pixels=_int(env, "MAX_PAGE_PIXELS", 40_000_000, 1_000_000, 400_000_000),
             page_memory_mb=_int(env, "PAGE_MEMORY_MB", 4096, 256, 1_048_576),
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
@@ -120,7 +123,7 @@ class Settings:
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
             split_pages=_int(env, "SPLIT_PAGES", 40, 1, 100_000),
             worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY", 0.05, 0.001, 10.0),
-            worker_max_jobs=_int(env, "WORKER_MAX_JOBS", 10, 1, 1000),
+            worker_max_jobs=_int(env, "WORKER_MAX_JOBS", ocr_concurrency, 1, 1000),
             lease_s=_int(env, "LEASE_SECONDS", 20, 3, 3600),
             max_tries=_int(env, "MAX_TRIES", 5, 1, 50),
             retry_delay_s=_float(env, "RETRY_DELAY_SECONDS", 2.0, 0.1, 600.0),

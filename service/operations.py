@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
-from arq.constants import default_queue_name, job_key_prefix, retry_key_prefix
+from arq.constants import default_queue_name, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 from service import keys, netguard
 from service.cache import ContentCache, content_key
@@ -147,29 +147,32 @@ async def wait_for_end(services: Services, job_id: str, timeout_s: float) -> Job
 
 
 async def cancel(services: Services, ref: JobRef) -> Job:
-    """Ask a queued or running job to stop. A job still in arq's queue is taken out of it at once;
-    a running one is stopped by its worker (service/worker_jobs.py), Tesseract processes included."""
+    """Stop a queued or running job. Its units still waiting in arq's queue are taken out at once; units
+    in work are stopped by their workers (service/worker_jobs.py), Tesseract processes included."""
     redis = services.redis
     job_id = ref.job["id"]
     await redis.set(keys.cancel(job_id), b"1", ex=services.settings.result_ttl_s)
     await redis.publish(keys.CANCEL_CHANNEL, job_id)
-    if ref.job["status"] == QUEUED:
-        arq_ids = [arq_job_id(job_id, int(r.split("-")[0])) for r in ref.meta.get("ranges", "").split(",") if r]
-        arq_ids.append(job_id)  # the download job of a URL submission
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(default_queue_name, *arq_ids)
-            pipe.delete(*(job_key_prefix + a for a in arq_ids), *(retry_key_prefix + a for a in arq_ids))
-            await pipe.execute()
+    arq_ids = [arq_job_id(job_id, int(r.split("-")[0])) for r in ref.meta.get("ranges", "").split(",") if r]
+    arq_ids.append(job_id)  # the download job of a URL submission
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(default_queue_name, *arq_ids)
+        pipe.delete(*(job_key_prefix + a for a in arq_ids), *(retry_key_prefix + a for a in arq_ids))
+        for arq_id in arq_ids:
+            pipe.exists(in_progress_key_prefix + arq_id)
+        in_progress = any((await pipe.execute())[2:])
+    if in_progress:
+        logger.info("job %s tenant=%s cancel requested while running", job_id, ref.tenant)
+    else:
+        # Nothing is in work: no worker will end the job, so it ends here.
         cancelled = await services.store.change(
             job_id,
             ref.tenant,
-            {"status": CANCELLED, "message": "Cancelled before it started", "finished_at": utc_now()},
-            allowed_from=[QUEUED],
+            {"status": CANCELLED, "message": "Cancelled", "finished_at": utc_now()},
+            allowed_from=list(ACTIVE),
         )
         if cancelled is not None:
-            logger.info("job %s tenant=%s cancelled while queued", job_id, ref.tenant)
-            return cancelled
-    logger.info("job %s tenant=%s cancel requested while running", job_id, ref.tenant)
+            logger.info("job %s tenant=%s cancelled while %s", job_id, ref.tenant, ref.job["status"])
     current = await services.store.get(job_id)
     return current.job if current is not None else ref.job
 
