@@ -10,8 +10,7 @@ from service.connections import OUTAGE_ERRORS, deserialize_job, outage_retry, se
 from service.downloads import fetch_document
 from service.logs import configure_logging
 from service.startup_checks import check_worker_environment
-from service.webhooks import deliver_webhook
-from service.webhooks import MAX_DELIVERY_TRIES
+from service.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
 from service.worker_jobs import cleanup, ocr_pages, shutdown, startup
 from settings import load_or_exit
 

@@ -28,8 +28,8 @@ from service.errors import ServiceError, ServiceUnavailable
 from service.events import EventHub
 from service.jobs import JobStore
 from service.metrics import metrics_endpoint
-from service.openapi import openapi_endpoint
 from service.ocr import installed_languages
+from service.openapi import openapi_endpoint
 from service.operations import Services
 from settings import Settings, get_settings
 

@@ -300,6 +300,7 @@ async def feed_stream(
     last_sent = seq_now if not backlog else 0
     first = True
     for seq, name, payload in backlog:
+        data: dict[str, Any]
         if name == "snapshot":
             data = {"jobs": [present(job) for job in payload["jobs"]]}
         elif name == "deleted":

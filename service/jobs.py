@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -126,7 +126,7 @@ def new_job_id() -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_job(job_id: str, *, filename: str, options: dict[str, Any], pages_total: int | None) -> Job:
@@ -168,7 +168,7 @@ class JobStore:
 
     async def create(self, job: Job, *, tenant: str, meta: dict[str, str], document: bytes | None) -> Job:
         job_id = job["id"]
-        created_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        created_ms = int(datetime.now(UTC).timestamp() * 1000)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.meta(job_id), mapping={"tenant": tenant, **meta})
             pipe.expire(keys.meta(job_id), self.ttl_s)

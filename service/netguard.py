@@ -75,7 +75,7 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
             )
         except socket.gaierror:
             raise BadRequest(f"The host {host!r} could not be resolved.") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
         raise BadRequest(f"The host {host!r} has no address.")
     for address in addresses:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -13,7 +14,19 @@ from service import keys, netguard
 from service.cache import ContentCache, content_key
 from service.errors import TooManyJobs, TooManyPages, UnsupportedMediaType
 from service.events import EventHub
-from service.jobs import ACTIVE, CANCELLED, FAILED, QUEUED, TERMINAL, Job, JobRef, JobStore, new_job, new_job_id, utc_now
+from service.jobs import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    TERMINAL,
+    Job,
+    JobRef,
+    JobStore,
+    new_job,
+    new_job_id,
+    utc_now,
+)
 from service.ocr import count_pages, sniff_media_type
 from service.uploads import Submission
 from settings import Settings
@@ -105,7 +118,7 @@ async def _enqueue(services: Services, job: Job, tenant: str, ranges: list[tuple
 
 
 async def _enqueue_or_fail(
-    services: Services, job: Job, tenant: str, calls: list[tuple[str, tuple[object, ...], str]]
+    services: Services, job: Job, tenant: str, calls: Sequence[tuple[str, tuple[object, ...], str]]
 ) -> None:
     try:
         for function, args, arq_id in calls:

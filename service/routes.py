@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import keys, operations
-from service.dashboard import dashboard_stream
 from service.auth import mint_token, tenant_for_stream, tenant_from_header
+from service.dashboard import dashboard_stream
 from service.errors import BadRequest, NotReady, ServiceError, ServiceUnavailable
 from service.events import feed_stream, job_stream, read_feed_backlog, read_job_backlog
 from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, STATUSES, Job, ordered

@@ -422,7 +422,7 @@ async def cleanup(ctx: dict[str, Any]) -> None:
         for chunk_start in range(0, len(members), 500):
             chunk = members[chunk_start : chunk_start + 500]
             exists = await redis.mget([keys.job(m) for m in chunk])
-            gone = [m for m, raw in zip(chunk, exists) if raw is None]
+            gone = [m for m, raw in zip(chunk, exists, strict=True) if raw is None]
             if gone:
                 await redis.zrem(index_key, *gone)
     async for active_key in redis.scan_iter(match="ocr:tenant-active:*", count=200):

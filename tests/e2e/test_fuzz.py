@@ -10,7 +10,6 @@ from service.openapi import SPEC
 from tests.conftest import Service
 
 
-
 @schemathesis.serializer("application/pdf", "image/png")
 def _raw_bytes(ctx: schemathesis.SerializationContext, value: object) -> bytes:
     """Documents go as raw bodies: whatever hypothesis generated, as bytes."""

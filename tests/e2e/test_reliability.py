@@ -213,9 +213,9 @@ async def test_hostile_uploads_get_clear_errors_and_the_worker_keeps_serving(red
 
 
 async def test_a_decompression_bomb_image_is_refused_at_upload(live_service: Service) -> None:
-    from PIL import Image
-
     import io
+
+    from PIL import Image
 
     bomb = Image.new("1", (40_000, 40_000), 1)
     buffer = io.BytesIO()

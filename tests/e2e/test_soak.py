@@ -56,7 +56,7 @@ async def test_memory_and_keys_stay_flat_under_steady_load(redis_server: RedisSe
         await redis.aclose()
     assert count > 200
     first, last = samples[0], samples[-1]
-    for before_kb, after_kb in zip(first[1], last[1]):
+    for before_kb, after_kb in zip(first[1], last[1], strict=True):
         assert after_kb < before_kb * 1.25 + 20_000, (first, last)
     peak_keys = max(keys for _, _, keys in samples)
     assert last[2] <= first[2] * 1.5 + 50 and peak_keys <= first[2] * 2 + 100, samples

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import RedisServer, Service, run_service
-from tests.e2e.test_api import read_stream, submit
+from tests.e2e.test_api import read_stream
 from tests.unit.ocr_samples import scan, scanned_pdf, text_pdf
 
 
