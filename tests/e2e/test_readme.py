@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import ROOT, Service
 from tests.e2e.receiver import running_receiver
@@ -35,7 +33,6 @@ def test_the_readme_shows_every_endpoint_and_the_stream() -> None:
         assert fragment in commands, fragment
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_every_readme_curl_example_works(live_service: Service, tmp_path: Path) -> None:
     (tmp_path / "scan.pdf").write_bytes(scanned_pdf([scan(LINES[:2])]))
     job = httpx.post(live_service.url + "/jobs", params={"wait": "20"},
