@@ -357,6 +357,10 @@ async def _finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     }
     ttl_s = state.settings.result_ttl_s
     await state.redis.set(keys.result(job_id), json.dumps(result), ex=ttl_s)
+    # The cache entry goes in before the completion is published: a client that resubmits the moment it
+    # hears "completed" must hit. (A lookup only serves completed jobs, so an entry that is early is harmless.)
+    if ref.meta.get("content_key"):
+        await state.cache.remember(tenant, ref.meta["content_key"], job_id)
     completed = await state.store.change(
         job_id,
         tenant,
@@ -370,8 +374,6 @@ async def _finish_if_complete(state: WorkerState, ref: JobRef) -> str:
         for key in keys.job_keys(job_id):
             pipe.expire(key, ttl_s)
         await pipe.execute()
-    if ref.meta.get("content_key"):
-        await state.cache.remember(tenant, ref.meta["content_key"], job_id)
     await metrics.record_job_duration(state.redis, duration_ms / 1000)
     await _after_end(state, ref)
     logger.info("job %s tenant=%s completed: %d pages in %d ms", job_id, tenant, total, duration_ms)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,14 @@ from tests.e2e.test_api import live_tesseract_pids, read_stream, submit, tessera
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
 
 pytestmark = pytest.mark.slow
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def long_scan(pages: int) -> bytes:
@@ -69,11 +78,15 @@ async def test_sigterm_hands_work_back_and_exits_within_30_s(redis_server: Redis
             job = (await submit(client, long_scan(pages))).json()
             await wait_pages_done(client, job["id"], 1)
             worker = service.workers[0]
+            deadline = time.monotonic() + 10
+            while not (in_flight := live_tesseract_pids(service)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             started = time.monotonic()
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
             assert time.monotonic() - started < 30
-            assert tesseract_processes() == 0
+            # The Tesseract that was reading a page when SIGTERM came did not outlive the worker.
+            assert in_flight and not any(running(pid) for pid in in_flight)
             service.start_worker()
             final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=90)
             assert final["status"] == "completed"
@@ -87,7 +100,7 @@ async def test_a_tesseract_killed_by_the_os_is_retried(redis_server: RedisServer
             await wait_for_status(client, job, {"running"})
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                pids = live_tesseract_pids()
+                pids = live_tesseract_pids(service)
                 if pids:
                     for pid in pids:
                         with contextlib.suppress(ProcessLookupError):
@@ -110,7 +123,7 @@ async def test_job_timeout_kills_a_stuck_tesseract_and_fails_after_the_retries(r
             final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=60)
             assert final["status"] == "failed" and final["error"]["code"] == "ocr_failed", final
             assert final["attempt"] == 2
-            assert tesseract_processes() == 0
+            assert tesseract_processes(service) == 0
             ok = (await submit(client, text_pdf(lines=["The worker is still up afterwards"]))).json()
             assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
 

@@ -28,7 +28,12 @@ async def test_ranges_run_on_two_workers_and_assemble_once(redis_server: RedisSe
             assert [p["number"] for p in result["pages"]] == list(range(1, pages + 1))
             for number, page in enumerate(result["pages"], 1):
                 assert f"Page {number} of the split" in page["text"]
-        logs = [(service.logdir / f"worker{n}.log").read_text() for n in range(2)]
+        # The completion is logged just after it is published: give the line a moment to land.
+        for _ in range(50):
+            logs = [(service.logdir / f"worker{n}.log").read_text() for n in range(2)]
+            if any(f"job {job['id']} tenant=public completed" in log for log in logs):
+                break
+            await asyncio.sleep(0.1)
         assert all(f"{job['id']}:" in log for log in logs), "both workers took ranges"
         assert sum(f"job {job['id']} tenant=public completed" in log for log in logs) == 1, "assembled once"
 
@@ -44,7 +49,7 @@ async def test_cancel_stops_every_range(redis_server: RedisServer) -> None:
             final = await wait_for_status(client, job, {"cancelled", "completed", "failed"}, timeout_s=15)
             assert final["status"] == "cancelled"
             await asyncio.sleep(1.5)
-            assert tesseract_processes() == 0
+            assert tesseract_processes(service) == 0
             redis = Redis.from_url(service.redis_url)
             try:
                 queued = [m async for m, _ in redis.zscan_iter("arq:queue")]
