@@ -1,5 +1,7 @@
 """One page from document bytes to text: its text layer when it has a real one, else OCR."""
 
+# PyMuPDF ships only partial annotations: calls into it are untyped.
+# mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
 
 import logging
@@ -14,14 +16,17 @@ from service.ocr import tesseract
 from service.ocr.cancel import CancelToken
 from service.ocr.deskew import deskew
 from service.ocr.document import MUPDF_ERRORS, open_document
+from service.ocr.layer import unskew_text_layer
 from service.ocr.orientation import detect_rotation, turn
-from service.ocr.render import native_scale, render_page
-from service.ocr.tsv import parse_tsv
+from service.ocr.render import RenderedPage, native_scale, render_page
+from service.ocr.tsv import TsvText, parse_tsv
 
 logger = logging.getLogger(__name__)
 
 # Fewer non-whitespace characters than this is a page number or a scanner's stamp, not a text layer.
 MIN_TEXT_LAYER_CHARS = 16
+# A turned page read with less mean word confidence than this is read unturned as well.
+DOUBTFUL_CONFIDENCE = 75.0
 # Text extracted through fonts without a Unicode mapping comes out as U+FFFD; such a layer is useless.
 _MAX_UNMAPPED_SHARE = 0.1
 
@@ -62,12 +67,10 @@ def text_layer(page: pymupdf.Page) -> str | None:
         return None
     if visible.count("\ufffd") > _MAX_UNMAPPED_SHARE * len(visible):
         return None
-    return text.strip()
+    return str(text).strip()
 
 
-def process_page(
-    data: bytes, media_type: str, index: int, options: PageOptions, cancel: CancelToken
-) -> PageResult:
+def process_page(data: bytes, media_type: str, index: int, options: PageOptions, cancel: CancelToken) -> PageResult:
     """Text of the page at 0-based `index`. Safe to call from several threads at once."""
     cancel.raise_if_cancelled()
     started = time.perf_counter()
@@ -93,9 +96,7 @@ def process_page(
                     width=page.rect.width,
                     height=page.rect.height,
                 )
-        rendered = render_page(
-            page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image
-        )
+        rendered = render_page(page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image)
         width, height = page.rect.width, page.rect.height
         native = native_scale(page) if is_image else None
         if native is not None:
@@ -103,25 +104,23 @@ def process_page(
     finally:
         doc.close()
 
-    rotation = detect_rotation(
-        rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel
-    )
-    pixels = turn(rendered.pixels, rotation)
-    pixels = deskew(pixels)
-    output = tesseract.recognise(
-        tesseract.encode_pgm(pixels),
-        lang=options.lang,
-        dpi=rendered.dpi,
-        timeout_s=options.timeout_s,
-        cancel=cancel,
-    )
-    parsed = parse_tsv(output.tsv)
+    rotation = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
+    reading = _read(rendered, rotation, options, cancel)
+    if rotation and (reading.parsed.confidence or 0.0) < DOUBTFUL_CONFIDENCE:
+        # OSD now and then turns an upright page over (small glyphs, odd fonts) with confidence it
+        # should not have; the OCR confidence of the turned page gives it away. Read the page as it
+        # came too, and keep the better reading: a second run only for doubtful turned pages.
+        unturned = _read(rendered, 0, options, cancel)
+        if (unturned.parsed.confidence or 0.0) > (reading.parsed.confidence or 0.0):
+            logger.info("page %d: OSD rotation %d overruled by OCR confidence", index + 1, rotation)
+            rotation, reading = 0, unturned
+    parsed = reading.parsed
     logger.debug(
-        "page %d: OCR of %dx%d px, rotation %d, %d words, %.2f s",
+        "page %d: OCR at %d dpi, rotation %d, skew %.2f deg, %d words, %.2f s",
         index + 1,
-        pixels.shape[1],
-        pixels.shape[0],
+        rendered.dpi,
         rotation,
+        reading.skew_deg,
         parsed.word_count,
         time.perf_counter() - started,
     )
@@ -133,5 +132,34 @@ def process_page(
         rotation=rotation,
         width=width,
         height=height,
-        text_pdf=output.text_pdf,
+        text_pdf=reading.text_pdf,
     )
+
+
+@dataclass(frozen=True)
+class _Reading:
+    parsed: TsvText
+    text_pdf: bytes  # aligned to the page turned upright by `rotation`, skew undone
+    skew_deg: float
+
+
+def _read(rendered: RenderedPage, rotation: int, options: PageOptions, cancel: CancelToken) -> _Reading:
+    """OCR of the rendered page turned `rotation` degrees clockwise, then levelled."""
+    upright = turn(rendered.pixels, rotation)
+    pixels, skew_deg = deskew(upright)
+    output = tesseract.recognise(
+        tesseract.encode_pgm(pixels),
+        lang=options.lang,
+        dpi=rendered.dpi,
+        timeout_s=options.timeout_s,
+        cancel=cancel,
+    )
+    text_pdf = output.text_pdf
+    if skew_deg:
+        text_pdf = unskew_text_layer(
+            text_pdf,
+            angle_deg=skew_deg,
+            width_pt=upright.shape[1] * 72 / rendered.dpi,
+            height_pt=upright.shape[0] * 72 / rendered.dpi,
+        )
+    return _Reading(parse_tsv(output.tsv), text_pdf, skew_deg)

@@ -1,5 +1,7 @@
 """Rendering a page to a grayscale pixel array at the resolution OCR needs, and no more."""
 
+# PyMuPDF ships only partial annotations: calls into it are untyped.
+# mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
 
 import math
@@ -46,7 +48,7 @@ def native_scale(page: pymupdf.Page) -> float | None:
     along_width, along_height = math.hypot(a, b), math.hypot(c, d)
     if along_width <= 0 or along_height <= 0:
         return None
-    return max(info["width"] / along_width, info["height"] / along_height)
+    return float(max(info["width"] / along_width, info["height"] / along_height))
 
 
 def choose_scale(page: pymupdf.Page, *, dpi: int, max_pixels: int, is_image: bool) -> float:
@@ -87,9 +89,7 @@ def fit_scale(rect: pymupdf.Rect, scale: float, *, max_pixels: int) -> float:
 def render_gray(page: pymupdf.Page, scale: float) -> np.ndarray:
     """The page (with its /Rotate applied, as a viewer shows it) as 8-bit grayscale on white."""
     try:
-        pixmap = page.get_pixmap(
-            matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False
-        )
+        pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False)
     except MUPDF_ERRORS as exc:
         raise UnprocessableDocument(f"page {page.number + 1} cannot be rendered: {exc}") from None
     pixels = np.frombuffer(pixmap.samples_mv, dtype=np.uint8)

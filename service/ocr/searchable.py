@@ -1,5 +1,7 @@
 """Building a searchable PDF: the original pages with each OCR page's invisible text laid over it."""
 
+# PyMuPDF ships only partial annotations: calls into it are untyped.
+# mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
 
 import pymupdf
@@ -18,7 +20,7 @@ def searchable_pdf(data: bytes, media_type: str, pages: list[PageResult]) -> byt
             for result in pages:
                 if result.source == "ocr" and result.text_pdf:
                     _overlay(output[result.number - 1], result)
-            return output.tobytes(garbage=3, deflate=True)
+            return bytes(output.tobytes(garbage=3, deflate=True))
         finally:
             if output is not source:
                 output.close()

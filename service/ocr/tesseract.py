@@ -64,16 +64,16 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
         outbase = str(Path(tmp) / "out") if output_exts else "stdout"
         argv = [TESSERACT, "stdin", outbase, *args]
-        process = subprocess.Popen(
+        # The context manager closes the pipes and reaps the process however we leave.
+        with subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=_ENV,
-        )
-        try:
-            cancel.register(process)
+        ) as process:
             try:
+                cancel.register(process)
                 stdout, stderr = process.communicate(image, timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 process.kill()
@@ -82,17 +82,16 @@ def run(
                     raise OcrCancelled("the job was cancelled") from None
                 logger.warning("tesseract exceeded %.1f s, killed (%s)", timeout_s, " ".join(args))
                 raise TransientOcrError(f"tesseract exceeded its {timeout_s:g} s timeout") from None
-        finally:
-            cancel.unregister(process)
-            if process.poll() is None:  # an exception escaped communicate(): never leak the process
-                process.kill()
-                process.wait()
+            finally:
+                cancel.unregister(process)
+                if process.poll() is None:  # an exception escaped communicate(): never leak it
+                    process.kill()
         if cancel.cancelled:
             raise OcrCancelled("the job was cancelled")
         if process.returncode < 0:
             logger.warning("tesseract died from signal %d", -process.returncode)
             raise TransientOcrError(f"tesseract was killed by signal {-process.returncode}")
-        outputs = {}
+        outputs: dict[str, bytes] = {}
         if process.returncode == 0:
             for ext in output_exts:
                 path = Path(f"{outbase}.{ext}")
@@ -101,9 +100,7 @@ def run(
         return TesseractRun(process.returncode, stdout, stderr, outputs)
 
 
-def recognise(
-    image: bytes, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken
-) -> OcrOutput:
+def recognise(image: bytes, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken) -> OcrOutput:
     """OCR one upright page image: its TSV and its text-only PDF, from a single run."""
     result = run(
         image,
@@ -122,9 +119,7 @@ def recognise(
 @functools.cache
 def installed_languages() -> frozenset[str]:
     """The languages tesseract can load, from `tesseract --list-langs`; "osd" is not a language."""
-    completed = subprocess.run(
-        [TESSERACT, "--list-langs"], capture_output=True, env=_ENV, timeout=30, check=True
-    )
+    completed = subprocess.run([TESSERACT, "--list-langs"], capture_output=True, env=_ENV, timeout=30, check=True)
     # The first line is a header ("List of available languages in ..."), the rest one name each.
     lines = completed.stdout.decode("utf-8", "replace").splitlines()[1:]
     return frozenset(name.strip() for name in lines if name.strip() and name.strip() != "osd")

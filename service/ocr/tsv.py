@@ -34,8 +34,6 @@ def parse_tsv(tsv: str) -> TsvText:
         if conf >= 0:
             confidences.append(conf)
     # Tesseract emits rows in reading order, and dicts keep insertion order.
-    text = "\n\n".join(
-        "\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values()
-    )
+    text = "\n\n".join("\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values())
     confidence = sum(confidences) / len(confidences) if confidences else None
     return TsvText(text, confidence, len(confidences))

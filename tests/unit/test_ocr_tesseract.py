@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from service.errors import OcrCancelled, TransientOcrError
-from service.ocr import CancelToken, PageOptions, installed_languages, process_page
-from service.ocr import tesseract
+from service.ocr import CancelToken, PageOptions, installed_languages, process_page, tesseract
 from tests.unit import ocr_samples
 
 
@@ -27,9 +26,7 @@ def busy_pdf() -> bytes:
 
 def tesseract_children() -> list[int]:
     """Live tesseract processes started by this test process."""
-    found = subprocess.run(
-        ["pgrep", "-P", str(os.getpid()), "tesseract"], capture_output=True, text=True
-    )
+    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "tesseract"], capture_output=True, text=True, check=False)
     return [int(pid) for pid in found.stdout.split()]
 
 
@@ -40,18 +37,14 @@ def test_installed_languages() -> None:
 
 
 def test_encode_pgm_round_trips_through_tesseract() -> None:
-    run = tesseract.run(
-        blank_page(), ["--psm", "3", "tsv"], output_exts=("tsv",), timeout_s=30, cancel=CancelToken()
-    )
+    run = tesseract.run(blank_page(), ["--psm", "3", "tsv"], output_exts=("tsv",), timeout_s=30, cancel=CancelToken())
     assert run.returncode == 0
     assert run.outputs["tsv"].startswith(b"level\t")
 
 
 def test_recognise_writes_tsv_and_text_only_pdf() -> None:
     image = np.asarray(ocr_samples.scan(ocr_samples.LINES[:2], dpi=150))
-    output = tesseract.recognise(
-        tesseract.encode_pgm(image), lang="eng", dpi=150, timeout_s=30, cancel=CancelToken()
-    )
+    output = tesseract.recognise(tesseract.encode_pgm(image), lang="eng", dpi=150, timeout_s=30, cancel=CancelToken())
     assert "\tquick\t" in output.tsv.replace("\n", "\t")
     assert output.text_pdf.startswith(b"%PDF-")
 
@@ -114,6 +107,4 @@ def test_timeout_kills_tesseract_and_is_transient() -> None:
 
 def test_tesseract_failure_is_transient() -> None:
     with pytest.raises(TransientOcrError):
-        tesseract.recognise(
-            blank_page(), lang="xx_not_installed", dpi=150, timeout_s=30, cancel=CancelToken()
-        )
+        tesseract.recognise(blank_page(), lang="xx_not_installed", dpi=150, timeout_s=30, cancel=CancelToken())
