@@ -78,6 +78,16 @@ async def dashboard(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "dashboard.html", headers={"Content-Security-Policy": PAGE_CSP})
 
 
+class RevalidatedStaticFiles(StaticFiles):
+    """The page's assets, revalidated on every load: after a deploy a browser must never pair a new
+    index.html with an old app.js from its cache."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 class SecurityHeaders:
     """nosniff everywhere, and one access-log line per request with its duration."""
 
@@ -171,7 +181,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", routes.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
         routes=app_routes,

@@ -313,6 +313,8 @@ async def _one_page(
         pipe.hlen(keys.pages(job_id))
         *_, pages_done = await pipe.execute()
     await metrics.record_page(state.redis, page.source, seconds)
+    # Pages finish out of order when several run at once: the message counts them rather than naming
+    # the one that just finished, so it reads in order.
     step = "OCR" if page.source == "ocr" else "Text layer of"
     await state.store.change(
         job_id,
@@ -321,7 +323,7 @@ async def _one_page(
             "pages_done": pages_done,
             # 100 is kept for `completed`: the result is not stored yet.
             "progress": min(99, pages_done * 100 // max(total, 1)),
-            "message": f"{step} page {page.number} of {total}",
+            "message": f"{step} page {pages_done} of {total}",
         },
         allowed_from=[RUNNING],
     )

@@ -91,3 +91,9 @@ async def test_the_dashboard_streams_live_figures(client: httpx.AsyncClient) -> 
                 break
     assert stats["workers_alive"] == 1 and stats["queue_depth"] >= 0
     assert {"completed", "failed"} <= set(stats["jobs"]) and "completed_per_minute" in stats
+
+
+async def test_page_assets_are_revalidated_after_a_deploy(client: httpx.AsyncClient) -> None:
+    for asset in ("/static/app.js", "/static/style.css", "/static/dashboard.js"):
+        response = await client.get(asset)
+        assert response.status_code == 200 and response.headers["cache-control"] == "no-cache", asset
