@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -61,7 +62,10 @@ class PageResult:
 
 def text_layer(page: pymupdf.Page) -> str | None:
     """The page's own text when it is a real text layer, else None."""
-    text = page.get_text("text", sort=True)
+    # Blocks in reading order: sorting whole blocks costs about a millisecond a page, where sorting
+    # every line of `get_text("text", sort=True)` cost sixteen.
+    blocks = page.get_text("blocks", sort=True)
+    text = "\n".join(block[4].strip() for block in blocks if block[6] == 0)
     visible = "".join(text.split())
     if len(visible) < MIN_TEXT_LAYER_CHARS:
         return None
@@ -70,39 +74,53 @@ def text_layer(page: pymupdf.Page) -> str | None:
     return str(text).strip()
 
 
+_open = threading.local()
+
+
+def _document(data: bytes, media_type: str) -> pymupdf.Document:
+    """The document `data` opened once per thread and kept for the next page of the same bytes: reopening
+    a large PDF for every page cost more than reading its text. PyMuPDF objects are never shared across
+    threads, so each thread keeps its own."""
+    cached = getattr(_open, "document", None)
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    if cached is not None:
+        cached[1].close()
+        _open.document = None
+    doc = open_document(data, media_type)
+    _open.document = (data, doc)
+    return doc
+
+
 def process_page(data: bytes, media_type: str, index: int, options: PageOptions, cancel: CancelToken) -> PageResult:
     """Text of the page at 0-based `index`. Safe to call from several threads at once."""
     cancel.raise_if_cancelled()
     started = time.perf_counter()
-    # A Document per call: PyMuPDF objects must not be shared across threads.
-    doc = open_document(data, media_type)
+    doc = _document(data, media_type)
+    if not 0 <= index < doc.page_count:
+        raise IndexError(f"page index {index} out of range for {doc.page_count} pages")
     try:
-        if not 0 <= index < doc.page_count:
-            raise IndexError(f"page index {index} out of range for {doc.page_count} pages")
-        try:
-            page = doc.load_page(index)
-        except MUPDF_ERRORS as exc:
-            raise UnprocessableDocument(f"page {index + 1} cannot be loaded: {exc}") from None
-        is_image = not doc.is_pdf
-        if not is_image and not options.force_ocr:
-            text = text_layer(page)
-            if text is not None:
-                return PageResult(
-                    number=index + 1,
-                    text=text,
-                    source="text-layer",
-                    confidence=None,
-                    rotation=0,
-                    width=page.rect.width,
-                    height=page.rect.height,
-                )
-        rendered = render_page(page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image)
-        width, height = page.rect.width, page.rect.height
-        native = native_scale(page) if is_image else None
-        if native is not None:
-            width, height = float(round(width * native)), float(round(height * native))
-    finally:
-        doc.close()
+        page = doc.load_page(index)
+    except MUPDF_ERRORS as exc:
+        raise UnprocessableDocument(f"page {index + 1} cannot be loaded: {exc}") from None
+    is_image = not doc.is_pdf
+    if not is_image and not options.force_ocr:
+        text = text_layer(page)
+        if text is not None:
+            return PageResult(
+                number=index + 1,
+                text=text,
+                source="text-layer",
+                confidence=None,
+                rotation=0,
+                width=page.rect.width,
+                height=page.rect.height,
+            )
+    rendered = render_page(page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image)
+    width, height = page.rect.width, page.rect.height
+    native = native_scale(page) if is_image else None
+    if native is not None:
+        width, height = float(round(width * native)), float(round(height * native))
 
     rotation = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
     reading = _read(rendered, rotation, options, cancel)
