@@ -49,7 +49,7 @@ class Settings:
     # A document of more pages than this is split into page ranges run as separate arq jobs,
     # so several workers share it.
     split_pages: int = 40
-    worker_poll_delay_s: float = 0.05
+    worker_poll_delay_s: float = 0.01
     # Units of work (page ranges, downloads, webhooks) one worker holds at once. No more than its OCR
     # slots by default: a worker that grabbed more ranges than it can run would keep them from idle workers.
     worker_max_jobs: int = 1
@@ -122,7 +122,7 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
             split_pages=_int(env, "SPLIT_PAGES", 40, 1, 100_000),
-            worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY", 0.05, 0.001, 10.0),
+            worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY", 0.01, 0.001, 10.0),
             worker_max_jobs=_int(env, "WORKER_MAX_JOBS", ocr_concurrency, 1, 1000),
             lease_s=_int(env, "LEASE_SECONDS", 20, 3, 3600),
             max_tries=_int(env, "MAX_TRIES", 5, 1, 50),

@@ -166,7 +166,7 @@ def _read(rendered: RenderedPage, rotation: int, options: PageOptions, cancel: C
     upright = turn(rendered.pixels, rotation)
     pixels, skew_deg = deskew(upright)
     output = tesseract.recognise(
-        tesseract.encode_pgm(pixels),
+        tesseract.encode_png(pixels),
         lang=options.lang,
         dpi=rendered.dpi,
         timeout_s=options.timeout_s,

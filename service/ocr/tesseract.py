@@ -12,6 +12,7 @@ invisible text layer for the searchable PDF), so a page is recognised once.
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import subprocess
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from service.errors import OcrCancelled, TransientOcrError
 from service.ocr.cancel import CancelToken
@@ -123,6 +125,14 @@ def installed_languages() -> frozenset[str]:
     # The first line is a header ("List of available languages in ..."), the rest one name each.
     lines = completed.stdout.decode("utf-8", "replace").splitlines()[1:]
     return frozenset(name.strip() for name in lines if name.strip() and name.strip() != "osd")
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """8-bit grayscale pixels as a lightly compressed PNG: for a full page, Tesseract takes in an 8 MB
+    uncompressed PGM through stdin about 0.3 s slower than the same page as a 0.4 MB PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="L").save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def encode_pgm(pixels: np.ndarray) -> bytes:
