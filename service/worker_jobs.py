@@ -334,13 +334,16 @@ async def _finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     total = ref.job["pages_total"]
     if await state.redis.hlen(keys.pages(job_id)) < total:
         return "range-done"
-    # Several ranges may find the document complete at once; exactly one assembles it.
-    claimed = await state.redis.set(keys.finalize(job_id), state.worker_id, nx=True, ex=state.settings.result_ttl_s)
+    # Several ranges may find the document complete at once; exactly one assembles it. The claim lapses
+    # like a lease: should its holder die mid-assembly, the cleanup cron's re-queued range takes over
+    # (and the completion itself is guarded, so a result is never published twice).
+    claimed = await state.redis.set(
+        keys.finalize(job_id), state.worker_id, nx=True, ex=state.settings.lease_s * 3
+    )
     if not claimed:
         current = await state.store.get(job_id)
         if current is not None and current.job["status"] == COMPLETED:
             return COMPLETED
-        # The claimant died before finishing: take over once its claim is ours to take.
         holder = await state.redis.get(keys.finalize(job_id))
         if holder is not None and holder.decode() != state.worker_id:
             return "finalizing-elsewhere"
