@@ -37,6 +37,8 @@ class Settings:
     max_active_jobs: int = 100
     result_ttl_s: int = 3600
     job_timeout_s: int = 120
+    # One page's whole run (rendering, orientation, Tesseract) in its process; past it the process is killed.
+    page_timeout_s: float = 245.0
     ocr_concurrency: int = 1
     max_page_pixels: int = 40_000_000
     # Address space one page's process may use (rendering and Tesseract); past it the page fails.
@@ -102,6 +104,7 @@ class Settings:
         if log_format not in ("plain", "json"):
             raise SettingsError(f"LOG_FORMAT must be plain or json, got {log_format!r}")
         ocr_concurrency = _int(env, "OCR_CONCURRENCY", os.cpu_count() or 1, 1, 256)
+        job_timeout_s = _int(env, "JOB_TIMEOUT", 120, 1, 24 * 3600)
         return cls(
             port=_int(env, "PORT", 8000, 1, 65535),
             redis_url=redis_url,
@@ -112,7 +115,8 @@ class Settings:
             max_pages=_int(env, "MAX_PAGES", 2000, 1, 100_000),
             max_active_jobs=_int(env, "MAX_ACTIVE_JOBS", 100, 1, 1_000_000),
             result_ttl_s=_int(env, "RESULT_TTL", 3600, 10, 30 * 24 * 3600),
-            job_timeout_s=_int(env, "JOB_TIMEOUT", 120, 1, 24 * 3600),
+            job_timeout_s=job_timeout_s,
+            page_timeout_s=_float(env, "PAGE_TIMEOUT", job_timeout_s * 2 + 5, 1, 48 * 3600),
             ocr_concurrency=ocr_concurrency,
             max_page_pixels=_int(env, "MAX_PAGE_PIXELS", 40_000_000, 1_000_000, 400_000_000),
             page_memory_mb=_int(env, "PAGE_MEMORY_MB", 4096, 256, 1_048_576),

@@ -45,10 +45,6 @@ _FRAME = struct.Struct("!I")
 _DOCUMENT_ERRORS: dict[str, type[DocumentError]] = {
     cls.code: cls for cls in (UnprocessableDocument, EncryptedDocument, TooManyPages)
 }
-# A page's whole run (render, orientation, Tesseract) may take this much longer than one Tesseract run
-# is allowed (JOB_TIMEOUT), before the child is killed.
-PAGE_DEADLINE_FACTOR = 2
-PAGE_DEADLINE_GRACE_S = 5.0
 MEMORY_ENV = "OCR_PAGE_MEMORY_BYTES"
 
 
@@ -114,9 +110,17 @@ class PagePool:
         self._children.clear()
 
     async def run_page(
-        self, document: Path, media_type: str, index: int, options: PageOptions, cancel: CancelToken
+        self,
+        document: Path,
+        media_type: str,
+        index: int,
+        options: PageOptions,
+        cancel: CancelToken,
+        *,
+        deadline_s: float,
     ) -> tuple[PageResult, float]:
-        """The page's result, and the seconds it took once a child was free."""
+        """The page's result, and the seconds it took once a child was free. Past `deadline_s` the child
+        is killed and the page fails with TransientOcrError."""
         cancel.raise_if_cancelled()
         child = await self._idle.get()
         started = time.perf_counter()
@@ -125,7 +129,6 @@ class PagePool:
             # While the page runs, cancelling the job kills the child's process group.
             cancel.register(child)  # type: ignore[arg-type]
             try:
-                deadline_s = options.timeout_s * PAGE_DEADLINE_FACTOR + PAGE_DEADLINE_GRACE_S
                 reply = await asyncio.wait_for(child.ask((str(document), media_type, index, options)), deadline_s)
             except TimeoutError:
                 raise TransientOcrError(f"page {index + 1} took longer than {deadline_s:g} s and was stopped") from None

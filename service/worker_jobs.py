@@ -303,7 +303,9 @@ async def _one_page(
 ) -> None:
     job_id, tenant = ref.job["id"], ref.tenant
     total = ref.job["pages_total"]
-    page, seconds = await state.pages.run_page(document, ref.meta["media_type"], index, options, token)
+    page, seconds = await state.pages.run_page(
+        document, ref.meta["media_type"], index, options, token, deadline_s=state.settings.page_timeout_s
+    )
     async with state.redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.pages(job_id), str(page.number), json.dumps(page.to_dict()))
         pipe.expire(keys.pages(job_id), state.settings.result_ttl_s)

@@ -128,6 +128,33 @@ async def test_job_timeout_kills_a_stuck_tesseract_and_fails_after_the_retries(r
             assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
 
 
+def slow_to_render_pdf() -> bytes:
+    """One page of two million tiny filled rectangles: a few KB per 10,000 operations once compressed,
+    seconds of MuPDF time at 600 dpi."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((10, 10), "x")
+    operations = b"".join(b"%d %d 0.3 0.3 re f\n" % (n % 600, (n // 600) % 790) for n in range(2_000_000))
+    doc.update_stream(page.get_contents()[0], operations)
+    return doc.tobytes(deflate=True)
+
+
+async def test_a_page_that_renders_for_too_long_is_stopped_and_the_worker_serves_on(
+    redis_server: RedisServer,
+) -> None:
+    with run_service(redis_server, PAGE_TIMEOUT="1", MAX_TRIES="1") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            job = (await submit(client, slow_to_render_pdf(), name="slow.pdf", dpi="600")).json()
+            final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=60)
+            assert final["status"] == "failed" and final["error"]["code"] == "ocr_failed", final
+            assert "took longer than 1 s" in final["error"]["message"]
+            ok = (await submit(client, text_pdf(lines=["Serving again after a slow page"]))).json()
+            assert (await wait_for_status(client, ok, {"completed", "failed"}))["status"] == "completed"
+            assert all(p.poll() is None for p in [service.web, *service.workers])
+
+
 async def test_document_errors_fail_at_once_without_retries(live_service: Service) -> None:
     from tests.e2e.receiver import running_receiver
 
