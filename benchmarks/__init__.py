@@ -1,0 +1,1 @@
+"""The benchmark suite: `.venv/bin/python -m benchmarks.run` (see run.py and BENCHMARKS.md)."""
