@@ -61,8 +61,13 @@ def _scans(sections: list[Section]) -> list[str]:
             f"{via_pgm:.2f} s for the same recognition: {via_pgm - recognise:+.2f} s a page that the switch to PNG saved."
         )
     after = (total - osd + worker + web) / plain
+    idle_pct = _find(sections, "6", "idle worker's CPU")
+    polling = (
+        f" (mostly arq polling its queue, which it does while busy too: an idle worker uses {idle_pct:.0f}% of a "
+        "core, benchmark 6)" if idle_pct is not None else ""
+    )
     second = (
-        f"  Outside Tesseract the worker's own Python costs {worker * 1000:.0f} ms per page and the web "
+        f"  Outside Tesseract the worker's own Python costs {worker * 1000:.0f} ms per page{polling} and the web "
         f"{web * 1000:.0f} ms: orchestration is not where the time goes. End to end the service spends "
         f"{ratio or 0:.2f}x the CPU of plain Tesseract; without the OSD run on pages whose first reading is "
         f"confident it would be about {after:.2f}x. What remains is Tesseract's own cost of the TSV and PDF outputs "

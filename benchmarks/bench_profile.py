@@ -2,7 +2,7 @@
 
 Separate, shorter runs of three loads with the processes started under py-spy (so the figures of the
 other benchmarks carry no profiler overhead): a large text-layer document (worker and its page
-processes), 100 one-page text PDFs submitted at once (web and worker: the per-job overhead), and an
+processes), a 4-page scan (the worker's share beside Tesseract), 100 one-page text PDFs submitted at once (web and worker: the per-job overhead), and an
 event fanned out to 1,000 SSE streams (web).
 """
 
@@ -13,7 +13,7 @@ import asyncio
 from benchmarks import sse
 from benchmarks.bench_celery import service_batch
 from benchmarks.common import Context, http_client, run_job, submit
-from benchmarks.documents import one_page_text_pdf, text_pdf
+from benchmarks.documents import one_page_text_pdf, scanned_pdf, text_pdf
 from benchmarks.processes import run_service
 from benchmarks.profiling import prefix, py_spy, stop_profiled, summarize
 from benchmarks.report import Section
@@ -41,7 +41,19 @@ async def run(ctx: Context) -> Section:
                          "profiler), worker and page processes:")
     section.notes += summarize(worker_profile, role="worker")
 
-    # 2. Many tiny jobs at once: the per-job cost on both sides.
+    # 2. A scanned document: the worker's own share next to its page processes (Tesseract itself is not
+    # Python, so py-spy sees the page process waiting for it: that wait is left out as idle).
+    worker_profile = out / "profile-scan-worker.txt"
+    with run_service(ctx.server, out, name="profile-scan", workers=0) as service:
+        service.start_worker(prefix=prefix(worker_profile, subprocesses=True))
+        service.wait_ready(workers=1)
+        seconds, _, _ = await run_job(service.url, scanned_pdf(4, seed=43, dense=not ctx.quick))
+        stop_profiled(service.workers[0])
+    section.notes.append(f"**A 4-page scan** ({seconds:.1f} s under the profiler; Tesseract's own CPU is not Python "
+                         "and not in these samples), worker and page processes:")
+    section.notes += summarize(worker_profile, role="worker")
+
+    # 3. Many tiny jobs at once: the per-job cost on both sides.
     web_profile = out / "profile-tiny-web.txt"
     worker_profile = out / "profile-tiny-worker.txt"
     with run_service(ctx.server, out, name="profile-tiny", workers=0, web_prefix=prefix(web_profile)) as service:
@@ -56,7 +68,7 @@ async def run(ctx: Context) -> Section:
     section.notes.append("... and worker:")
     section.notes += summarize(worker_profile, role="worker")
 
-    # 3. Fan-out: one job's events to 1,000 streams.
+    # 4. Fan-out: one job's events to 1,000 streams.
     web_profile = out / "profile-fanout-web.txt"
     clients = 300 if ctx.quick else 1000
     with run_service(ctx.server, out, name="profile-fanout", workers=0, web_prefix=prefix(web_profile)) as service:

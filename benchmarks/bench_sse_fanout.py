@@ -149,7 +149,7 @@ async def run(ctx: Context) -> Section:
                      f"{steady} streams opened one at a time")
     section.add(f"web's Redis connections after {clients - steady} more opened {OPENING_AT_ONCE} at a time",
                 float(max(conns_idle, conns_peak)), "connections", baseline=float(conns_before),
-                baseline_label="no streams", target="(grows with concurrent connects, not with N)",
+                baseline_label="no streams",
                 note=f"{conns_idle} once the burst had connected, peak {conns_peak} while the events went out; "
                      f"Redis's connected_clients (all processes) {redis_clients_before} -> {redis_clients_idle}. "
                      "Each stream reads its backlog with one pipeline on the web's shared pool, which has no "

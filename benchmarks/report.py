@@ -159,10 +159,13 @@ def render_markdown(sections: list[Section], *, machine_info: dict[str, str], co
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` (the whole suite: `.venv/bin/python -m benchmarks.run`; one benchmark: `--only NAME`;",
-        "a fast smoke run: `--quick`, which writes to `benchmarks/.results/` instead of this file). Everything the",
-        "suite needs it generates and starts itself: documents, its own redis-server on a free port, web and worker",
-        "processes, the Celery baseline. Raw figures and process logs: `benchmarks/.results/`.",
+        f"Written by `{command}`, which runs the whole suite in about ten minutes. `--only NAME` (repeatable, or",
+        "comma-separated: enqueue, throughput, text-layer, event-latency, split, sse-fanout, loop-lag, celery, profile)",
+        "refreshes some sections and keeps the others as last measured, each with its own date; `--quick` is a smoke",
+        "run with smaller inputs that writes `benchmarks/.results/BENCHMARKS.quick.md` instead; `--report-only`",
+        "rewrites this file from the stored figures. The suite generates its documents and starts what it needs",
+        "itself: its own redis-server on a free port, web and worker processes, the Celery baseline. Raw figures",
+        "and process logs: `benchmarks/.results/`.",
         "",
         f"Last run: {run_date}.",
         "",
@@ -234,7 +237,7 @@ def render_markdown(sections: list[Section], *, machine_info: dict[str, str], co
         for figure in section.figures:
             if figure.note:
                 lines.append(f"- {figure.label}: {figure.note}")
-        lines += [f"- {note}" for note in section.notes]
+        lines += [note if note.startswith(("- ", "  ")) else f"- {note}" for note in section.notes]
         lines.append("")
     return "\n".join(lines)
 
