@@ -30,6 +30,8 @@ class Settings:
     redis_url: str | None = None
     # REDIS_SSL_VERIFY=false accepts rediss:// servers with self-signed certificates (Heroku Redis).
     redis_ssl_verify: bool = True
+    # Connections one web process opens to Redis at most (Heroku Redis plans allow from 20 up).
+    redis_max_connections: int = 16
     api_keys: Mapping[str, str] = field(default_factory=dict)  # key -> tenant
     secret_key: bytes = b""
     max_upload_mb: int = 50
@@ -109,6 +111,7 @@ class Settings:
             port=_int(env, "PORT", 8000, 1, 65535),
             redis_url=redis_url,
             redis_ssl_verify=_bool(env, "REDIS_SSL_VERIFY", True),
+            redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 16, 2, 10_000),
             api_keys=api_keys,
             secret_key=secret.encode() if secret else secrets.token_bytes(32),
             max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50, 1, 1024),

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
+from redis.asyncio import BlockingConnectionPool, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,9 +50,15 @@ def redis_client(
         "socket_timeout": socket_timeout_s,
         "health_check_interval": 15,
     }
-    if ride_out_outages:
-        options |= {"retry": outage_retry(), "retry_on_error": OUTAGE_ERRORS}
     if settings.effective_redis_url.startswith("rediss://") and not settings.redis_ssl_verify:
         options |= {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
-    pool = ConnectionPool.from_url(settings.effective_redis_url, **options)
+    if ride_out_outages:
+        options |= {"retry": outage_retry(), "retry_on_error": OUTAGE_ERRORS}
+        pool: ConnectionPool = ConnectionPool.from_url(settings.effective_redis_url, **options)
+    else:
+        # Bounded: a burst of stream (re)connections waits for a connection instead of opening hundreds
+        # against a hosted Redis's connection limit; a wait past 2 s is a 503 like any Redis failure.
+        pool = BlockingConnectionPool.from_url(
+            settings.effective_redis_url, max_connections=settings.redis_max_connections, timeout=2, **options
+        )
     return ArqRedis(pool, job_serializer=serialize_job, job_deserializer=deserialize_job)

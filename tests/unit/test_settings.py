@@ -77,3 +77,10 @@ def test_an_unreachable_redis_stops_the_process_with_one_line(module: list[str])
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("startup check failed: Redis at redis://***@127.0.0.1:1/0")
     assert "secretpw" not in completed.stderr
+
+
+def test_the_web_pool_is_bounded() -> None:
+    from service.connections import redis_client
+
+    client = redis_client(Settings.from_env({"REDIS_MAX_CONNECTIONS": "7"}))
+    assert client.connection_pool.max_connections == 7
