@@ -15,7 +15,7 @@ from service.errors import BadRequest, DocumentError, TooManyPages
 from service.jobs import QUEUED, RUNNING, TERMINAL
 from service.netguard import open_stream
 from service.ocr import count_pages, sniff_media_type
-from service.operations import arq_job_id, page_ranges
+from service.operations import arq_job_id, encode_ranges, page_ranges
 from service.worker_jobs import WorkerState, _end_failed, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         "media_type": media_type,
         "content_key": content_key(document, ref.job["options"]),
         "size": str(len(document)),
-        "ranges": ",".join(f"{first}-{last}" for first, last in ranges),
+        "ranges": encode_ranges(ranges),
     }
     async with state.redis.pipeline(transaction=True) as pipe:
         pipe.set(keys.document(job_id), document, ex=settings.result_ttl_s)

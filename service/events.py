@@ -63,7 +63,7 @@ class Event:
 class Subscription:
     """One stream's queue of events. Close it (or use it as a context manager) to leave the hub."""
 
-    def __init__(self, hub: EventHub, index: dict[str, set[Subscription]], name: str) -> None:
+    def __init__(self, index: dict[str, set[Subscription]], name: str) -> None:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIBER_QUEUE_EVENTS)
         self._index = index
         self._name = name
@@ -129,10 +129,10 @@ class EventHub:
         self._drop_all()
 
     def job(self, job_id: str) -> Subscription:
-        return Subscription(self, self._by_job, job_id)
+        return Subscription(self._by_job, job_id)
 
     def tenant(self, tenant: str) -> Subscription:
-        return Subscription(self, self._by_tenant, tenant)
+        return Subscription(self._by_tenant, tenant)
 
     async def _run(self) -> None:
         delay_s = self.reconnect_delay_s

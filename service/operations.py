@@ -52,6 +52,16 @@ def page_ranges(pages_total: int, split_pages: int) -> list[tuple[int, int]]:
     return [(first, min(first + split_pages, pages_total)) for first in range(0, pages_total, split_pages)]
 
 
+def encode_ranges(ranges: list[tuple[int, int]]) -> str:
+    """How a job's ranges are kept in its meta hash: `0-40,40-80,...`."""
+    return ",".join(f"{first}-{last}" for first, last in ranges)
+
+
+def stored_ranges(meta: dict[str, str]) -> list[tuple[int, int]]:
+    """The ranges a job was split into, read back from its meta hash (none before a download finished)."""
+    return [(int(first), int(last)) for first, last in (r.split("-") for r in meta.get("ranges", "").split(",") if r)]
+
+
 def arq_job_id(job_id: str, first: int) -> str:
     return f"{job_id}:{first}"
 
@@ -94,7 +104,7 @@ async def submit(services: Services, tenant: str, submission: Submission) -> tup
 
     job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=pages_total)
     ranges = page_ranges(pages_total, settings.split_pages)
-    meta["ranges"] = ",".join(f"{first}-{last}" for first, last in ranges)
+    meta["ranges"] = encode_ranges(ranges)
     job = await services.store.create(job, tenant=tenant, meta=meta, document=document)
     await _enqueue(services, job, tenant, ranges)
     logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, pages_total, len(document))
@@ -166,7 +176,7 @@ async def cancel(services: Services, ref: JobRef) -> Job:
     job_id = ref.job["id"]
     await redis.set(keys.cancel(job_id), b"1", ex=services.settings.result_ttl_s)
     await redis.publish(keys.CANCEL_CHANNEL, job_id)
-    arq_ids = [arq_job_id(job_id, int(r.split("-")[0])) for r in ref.meta.get("ranges", "").split(",") if r]
+    arq_ids = [arq_job_id(job_id, first) for first, _ in stored_ranges(ref.meta)]
     arq_ids.append(job_id)  # the download job of a URL submission
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zrem(default_queue_name, *arq_ids)

@@ -40,7 +40,7 @@ from service.connections import redis_client
 from service.errors import DocumentError, OcrCancelled, TransientOcrError
 from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, TERMINAL, JobRef, JobStore, utc_now
 from service.ocr import CancelToken, PageOptions
-from service.operations import arq_job_id, page_ranges
+from service.operations import arq_job_id, stored_ranges
 from service.page_pool import PagePool
 from settings import Settings, get_settings
 
@@ -445,10 +445,9 @@ async def cleanup(ctx: dict[str, Any]) -> None:
 
 async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
     job_id = ref.job["id"]
-    if ref.meta.get("source_url") and ref.job["pages_total"] is None:
-        arq_ids = [job_id]
-    else:
-        arq_ids = [arq_job_id(job_id, first) for first, _ in page_ranges(ref.job["pages_total"], _split_of(ref))]
+    ranges = stored_ranges(ref.meta)
+    # No ranges yet: a URL submission whose download job is the one to look for.
+    arq_ids = [arq_job_id(job_id, first) for first, _ in ranges] or [job_id]
     async with state.redis.pipeline(transaction=False) as pipe:
         for arq_id in arq_ids:
             pipe.zscore(default_queue_name, arq_id)
@@ -457,20 +456,11 @@ async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
     if any(answers):
         return
     logger.warning("job %s tenant=%s lost its queue entries; re-queueing", job_id, ref.tenant)
-    if arq_ids == [job_id]:
+    if not ranges:
         await state.redis.enqueue_job("fetch_document", job_id, _job_id=job_id)
         return
     done = {r.decode() for r in await state.redis.smembers(keys.ranges(job_id))}
-    ranges = page_ranges(ref.job["pages_total"], _split_of(ref))
     missing = [r for r in ranges if f"{r[0]}-{r[1]}" not in done] or ranges[-1:]
     for first, last in missing:
         await state.redis.enqueue_job("ocr_pages", job_id, first, last, _job_id=arq_job_id(job_id, first))
 
-
-def _split_of(ref: JobRef) -> int:
-    """The range size the document was split with (read back from its stored ranges)."""
-    first_range = ref.meta.get("ranges", "").split(",")[0]
-    if "-" not in first_range:
-        return max(ref.job["pages_total"] or 1, 1)
-    start, end = (int(x) for x in first_range.split("-"))
-    return max(end - start, 1)
