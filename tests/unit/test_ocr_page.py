@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from service.ocr import CancelToken, PageOptions, PageResult, process_page
+from service.ocr import CancelToken, PageOptions, PageResult, process_page, tesseract
 from tests.unit import ocr_samples
 from tests.unit.ocr_samples import TEXT, cer
 
@@ -71,6 +71,33 @@ def test_turned_scan_is_read_upright(turned: int) -> None:
     # Turned `turned` degrees clockwise, it reads upright after turning the rest of the way round.
     assert result.rotation == (360 - turned) % 360
     assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+@pytest.fixture
+def osd_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The orientation-detection runs of tesseract, recorded as they pass (they still run)."""
+    runs: list[list[str]] = []
+    real_run = tesseract.run
+
+    def recording_run(pixels: object, args: list[str], **kwargs: object) -> object:
+        if "osd" in args:
+            runs.append(args)
+        return real_run(pixels, args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tesseract, "run", recording_run)
+    return runs
+
+
+@pytest.mark.parametrize(("turned", "osd_expected"), [(0, False), (90, True), (180, True), (270, True)])
+def test_orientation_detection_runs_only_for_pages_that_need_it(
+    turned: int, osd_expected: bool, osd_runs: list[list[str]]
+) -> None:
+    # An upright page that reads confidently is never given to OSD (40% of a reading's cost); a
+    # sideways page is (its lines run down the page), and so is an upside-down one (it reads badly).
+    result = ocr(ocr_samples.scanned_pdf([ocr_samples.scan(rotate=turned)]))
+    assert result.rotation == (360 - turned) % 360
+    assert bool(osd_runs) == osd_expected
+    assert len(osd_runs) <= 1
 
 
 @pytest.mark.parametrize("rotate", [90, 270])
