@@ -44,7 +44,7 @@ def detect_rotation(pixels: np.ndarray, *, dpi: int, timeout_s: float, cancel: C
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
     run = tesseract.run(
-        tesseract.encode_pgm(small),
+        small,
         ["--dpi", str(max(_MIN_TESSERACT_DPI, round(dpi * factor))), "--psm", "0", "-l", "osd"],
         output_exts=(),
         timeout_s=timeout_s,

@@ -197,7 +197,7 @@ def _read(rendered: RenderedPage, rotation: int, skew_deg: float, options: PageO
     # A small turn and a quarter turn commute: the lean found on the page as it came levels it upright.
     pixels, skew_deg = level(upright, skew_deg)
     output = tesseract.recognise(
-        tesseract.encode_png(pixels),
+        pixels,
         lang=options.lang,
         dpi=rendered.dpi,
         timeout_s=options.timeout_s,

@@ -13,8 +13,8 @@ from service.ocr import CancelToken, PageOptions, installed_languages, process_p
 from tests.unit import ocr_samples
 
 
-def blank_page(width: int = 200, height: int = 100) -> bytes:
-    return tesseract.encode_pgm(np.full((height, width), 255, dtype=np.uint8))
+def blank_page(width: int = 200, height: int = 100) -> np.ndarray:
+    return np.full((height, width), 255, dtype=np.uint8)
 
 
 def busy_pdf() -> bytes:
@@ -36,7 +36,7 @@ def test_installed_languages() -> None:
     assert "osd" not in languages
 
 
-def test_encode_pgm_round_trips_through_tesseract() -> None:
+def test_pixels_reach_tesseract() -> None:
     run = tesseract.run(blank_page(), ["--psm", "3", "tsv"], output_exts=("tsv",), timeout_s=30, cancel=CancelToken())
     assert run.returncode == 0
     assert run.outputs["tsv"].startswith(b"level\t")
@@ -44,7 +44,7 @@ def test_encode_pgm_round_trips_through_tesseract() -> None:
 
 def test_recognise_writes_tsv_and_text_only_pdf() -> None:
     image = np.asarray(ocr_samples.scan(ocr_samples.LINES[:2], dpi=150))
-    output = tesseract.recognise(tesseract.encode_pgm(image), lang="eng", dpi=150, timeout_s=30, cancel=CancelToken())
+    output = tesseract.recognise(image, lang="eng", dpi=150, timeout_s=30, cancel=CancelToken())
     assert "\tquick\t" in output.tsv.replace("\n", "\t")
     assert output.text_pdf.startswith(b"%PDF-")
 
