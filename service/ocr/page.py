@@ -17,7 +17,7 @@ from service.ocr import tesseract
 from service.ocr.cancel import CancelToken
 from service.ocr.deskew import TextLines, find_lines, level
 from service.ocr.document import MUPDF_ERRORS, open_document
-from service.ocr.layer import unskew_text_layer
+from service.ocr.layer import text_layer_pdf
 from service.ocr.orientation import detect_rotation, turn
 from service.ocr.render import RenderedPage, native_scale, render_page
 from service.ocr.tsv import TsvText, parse_tsv
@@ -196,19 +196,14 @@ def _read(rendered: RenderedPage, rotation: int, skew_deg: float, options: PageO
     upright = turn(rendered.pixels, rotation)
     # A small turn and a quarter turn commute: the lean found on the page as it came levels it upright.
     pixels, skew_deg = level(upright, skew_deg)
-    output = tesseract.recognise(
-        pixels,
-        lang=options.lang,
-        dpi=rendered.dpi,
-        timeout_s=options.timeout_s,
-        cancel=cancel,
+    parsed = parse_tsv(
+        tesseract.recognise(pixels, lang=options.lang, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
     )
-    text_pdf = output.text_pdf
-    if skew_deg:
-        text_pdf = unskew_text_layer(
-            text_pdf,
-            angle_deg=skew_deg,
-            width_pt=upright.shape[1] * 72 / rendered.dpi,
-            height_pt=upright.shape[0] * 72 / rendered.dpi,
-        )
-    return _Reading(parse_tsv(output.tsv), text_pdf, skew_deg)
+    text_pdf = text_layer_pdf(
+        parsed.words,
+        dpi=rendered.dpi,
+        read_size=(pixels.shape[1], pixels.shape[0]),
+        page_size=(upright.shape[1], upright.shape[0]),
+        turned_deg=skew_deg,
+    )
+    return _Reading(parsed, text_pdf, skew_deg)

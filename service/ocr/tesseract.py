@@ -5,8 +5,8 @@ run could be neither killed on cancel nor killed on timeout without leaking a bu
 starts tesseract itself, registers the Popen with the job's CancelToken while it runs, and turns every
 way a run can end into one of: the outputs, OcrCancelled, or TransientOcrError.
 
-One OCR run writes both outputs we need: TSV (text and word confidences) and a text-only PDF (the
-invisible text layer for the searchable PDF), so a page is recognised once.
+One OCR run writes the one output we need, TSV: the text, each word's confidence and its box, from
+which layer.py writes the invisible text layer of the searchable PDF.
 """
 
 from __future__ import annotations
@@ -40,12 +40,6 @@ class TesseractRun:
     stdout: bytes
     stderr: bytes
     outputs: dict[str, bytes]  # by file extension, e.g. {"tsv": ..., "pdf": ...}
-
-
-@dataclass(frozen=True)
-class OcrOutput:
-    tsv: str
-    text_pdf: bytes
 
 
 def run(
@@ -103,20 +97,20 @@ def run(
         return TesseractRun(process.returncode, stdout, stderr, outputs)
 
 
-def recognise(pixels: np.ndarray, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken) -> OcrOutput:
-    """OCR one upright page image: its TSV and its text-only PDF, from a single run."""
+def recognise(pixels: np.ndarray, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken) -> str:
+    """OCR one upright page image: its TSV."""
     result = run(
         pixels,
-        ["--dpi", str(dpi), "-l", lang, "--psm", "3", "-c", "textonly_pdf=1", "tsv", "pdf"],
-        output_exts=("tsv", "pdf"),
+        ["--dpi", str(dpi), "-l", lang, "--psm", "3", "tsv"],
+        output_exts=("tsv",),
         timeout_s=timeout_s,
         cancel=cancel,
     )
-    if result.returncode != 0 or "tsv" not in result.outputs or "pdf" not in result.outputs:
+    if result.returncode != 0 or "tsv" not in result.outputs:
         message = result.stderr.decode("utf-8", "replace").strip()[-500:]
         logger.warning("tesseract failed with exit code %d: %s", result.returncode, message)
         raise TransientOcrError(f"tesseract failed with exit code {result.returncode}: {message}")
-    return OcrOutput(result.outputs["tsv"].decode("utf-8", "replace"), result.outputs["pdf"])
+    return result.outputs["tsv"].decode("utf-8", "replace")
 
 
 @functools.cache

@@ -45,3 +45,23 @@ def test_negative_confidence_is_not_averaged() -> None:
     parsed = parse_tsv("\n".join([HEADER, row(5, 1, 1, 1, 1, -1, "x"), row(5, 1, 1, 1, 2, 50, "y")]))
     assert parsed.text == "x y"
     assert parsed.confidence == 50
+
+
+def test_words_carry_their_boxes_and_their_lines() -> None:
+    tsv = "\n".join(
+        [
+            HEADER,
+            "4\t1\t1\t1\t1\t0\t10\t20\t300\t40\t-1\t",
+            "5\t1\t1\t1\t1\t1\t10\t25\t100\t30\t90\tHello",
+            "5\t1\t1\t1\t1\t2\t130\t22\t180\t38\t80\tworld",
+            "4\t1\t1\t1\t2\t0\t10\t80\t100\t30\t-1\t",
+            "5\t1\t1\t1\t2\t1\t10\t80\t100\t30\t70\tagain",
+        ]
+    )
+    words = parse_tsv(tsv).words
+    assert [(w.text, w.left, w.top, w.width, w.height) for w in words] == [
+        ("Hello", 10, 25, 100, 30),
+        ("world", 130, 22, 180, 38),
+        ("again", 10, 80, 100, 30),
+    ]
+    assert [(w.line_top, w.line_bottom, w.last_in_line) for w in words] == [(20, 60, False), (20, 60, True), (80, 110, True)]
