@@ -109,16 +109,17 @@ class _Profiles:
 
 
 def _downscale(pixels: np.ndarray, long_side_px: int) -> np.ndarray:
-    height, width = pixels.shape
-    factor = long_side_px / max(height, width)
-    if factor >= 1.0:
+    """`pixels` shrunk by the whole factor that brings its long side nearest `long_side_px`: a box average
+    by a whole factor (Image.reduce) costs a quarter of a resize to an exact size."""
+    factor = round(max(pixels.shape) / long_side_px)
+    if factor <= 1:
         return pixels
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+    return np.asarray(Image.fromarray(pixels).reduce(factor))
 
 
 def _otsu_threshold(pixels: np.ndarray) -> int:
-    histogram = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    # Every other pixel of every other row gives the same histogram's shape at a quarter of the cost.
+    histogram = np.bincount(pixels[::2, ::2].ravel(), minlength=256).astype(np.float64)
     levels = np.arange(256, dtype=np.float64)
     weight_dark = np.cumsum(histogram)
     weight_light = weight_dark[-1] - weight_dark
