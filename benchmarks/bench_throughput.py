@@ -7,21 +7,20 @@ OMP_THREAD_LIMIT=1, like `xargs -P <cores>`. The two alternate within one run, t
 medians are compared; the cache is emptied before every service run so it OCRs every time.
 
 Then the time of one page is taken apart in-process (single core, nothing else running): rendering,
-orientation detection (OSD), recognition with the outputs the service asks for, TSV parsing, against
+the line-direction and skew search, the image hand-over, recognition with the output the service asks
+for, TSV parsing, the text layer, and orientation detection (OSD, which upright pages skip), against
 plain Tesseract on the same image.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import Context, http_client, run_job
 from benchmarks.documents import render_pages_png, scanned_pdf
@@ -160,14 +159,12 @@ def _spans(document: bytes, images: list[Path], samples: int) -> dict[str, float
 
     os.environ["OMP_THREAD_LIMIT"] = "1"
     from service.ocr import CancelToken, PageOptions, process_page, tesseract
+    from service.ocr.deskew import find_lines
     from service.ocr.document import open_document
+    from service.ocr.layer import text_layer_pdf
     from service.ocr.orientation import detect_rotation
     from service.ocr.render import render_page
     from service.ocr.tsv import parse_tsv
-
-    deskew: Any = None
-    with contextlib.suppress(ImportError):  # the service's OCR core changes; a span it lacks is left out
-        from service.ocr.deskew import deskew
 
     collected: dict[str, list[float]] = {}
 
@@ -199,25 +196,23 @@ def _spans(document: bytes, images: list[Path], samples: int) -> dict[str, float
                 doc = open_document(document, "application/pdf")
                 rendered = render_page(doc.load_page(index), dpi=DPI, max_pixels=40_000_000, is_image=False)
                 doc.close()
-            with span("orientation (OSD, --psm 0, 1700 px copy)"):
-                detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=300, cancel=CancelToken())
-            pixels = rendered.pixels
-            if deskew is not None:
-                with span("deskew (skew search, and the turn when one is needed)"):
-                    found = deskew(pixels)
-                    pixels = found[0] if isinstance(found, tuple) else found
-            # The service hands Tesseract PNG (since 584de0e) or, before, an uncompressed PGM, on stdin.
-            encode = getattr(tesseract, "encode_png", None) or tesseract.encode_pgm
-            with span(f"recognition as the service runs it ({encode.__name__[7:].upper()} on stdin, tsv + pdf)"):
-                output = tesseract.recognise(encode(pixels), lang="eng", dpi=rendered.dpi,
-                                             timeout_s=300, cancel=CancelToken())
-            if encode is not tesseract.encode_pgm:
-                with span("same recognition with an uncompressed PGM on stdin"):
-                    tesseract.recognise(tesseract.encode_pgm(pixels), lang="eng", dpi=rendered.dpi,
-                                        timeout_s=300, cancel=CancelToken())
+            with span("line direction and skew (projection profiles)"):
+                find_lines(rendered.pixels)
+            with span("hand-over: the page written as an uncompressed TIFF"):
+                tesseract.write_image(rendered.pixels, Path(tmp) / "page.tif")
+            with span("recognition as the service runs it (TIFF file, TSV out; hand-over included)"):
+                tsv = tesseract.recognise(rendered.pixels, lang="eng", dpi=rendered.dpi, timeout_s=300,
+                                          cancel=CancelToken())
             with span("TSV parsing"):
-                parse_tsv(output.tsv)
-            with span("same recognition from a PNG file (the page image of the plain runs)"):
+                parsed = parse_tsv(tsv)
+            with span("text layer PDF written from the TSV"):
+                size = (rendered.pixels.shape[1], rendered.pixels.shape[0])
+                text_layer_pdf(parsed.words, dpi=rendered.dpi, read_size=size, page_size=size)
+            with span("reference: the same recognition from the PNG of the plain runs"):
+                tesseract_file(images[index], str(Path(tmp) / "out"), "--dpi", str(DPI), "--psm", "3", "tsv")
+            with span("reference: that recognition with Tesseract's own text-only PDF too (as before)"):
                 tesseract_file(images[index], str(Path(tmp) / "out"), "--dpi", str(DPI), "--psm", "3",
                                "-c", "textonly_pdf=1", "tsv", "pdf")
+            with span("orientation (OSD), asked only about sideways or badly read pages"):
+                detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=300, cancel=CancelToken())
     return {label: median(values) for label, values in collected.items()}

@@ -83,7 +83,8 @@ def _document(data: bytes, media_type: str) -> pymupdf.Document:
     threads, so each thread keeps its own."""
     cached = getattr(_open, "document", None)
     if cached is not None and cached[0] is data:
-        return cached[1]
+        kept: pymupdf.Document = cached[1]
+        return kept
     if cached is not None:
         cached[1].close()
         _open.document = None
@@ -191,7 +192,9 @@ def _confident(reading: _Reading) -> bool:
     return (reading.parsed.confidence or 0.0) >= DOUBTFUL_CONFIDENCE
 
 
-def _read(rendered: RenderedPage, rotation: int, skew_deg: float, options: PageOptions, cancel: CancelToken) -> _Reading:
+def _read(
+    rendered: RenderedPage, rotation: int, skew_deg: float, options: PageOptions, cancel: CancelToken
+) -> _Reading:
     """OCR of the rendered page turned `rotation` degrees clockwise, then levelled by `skew_deg`."""
     upright = turn(rendered.pixels, rotation)
     # A small turn and a quarter turn commute: the lean found on the page as it came levels it upright.

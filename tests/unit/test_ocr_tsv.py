@@ -48,16 +48,14 @@ def test_negative_confidence_is_not_averaged() -> None:
 
 
 def test_words_carry_their_boxes_and_their_lines() -> None:
-    tsv = "\n".join(
-        [
-            HEADER,
-            "4\t1\t1\t1\t1\t0\t10\t20\t300\t40\t-1\t",
-            "5\t1\t1\t1\t1\t1\t10\t25\t100\t30\t90\tHello",
-            "5\t1\t1\t1\t1\t2\t130\t22\t180\t38\t80\tworld",
-            "4\t1\t1\t1\t2\t0\t10\t80\t100\t30\t-1\t",
-            "5\t1\t1\t1\t2\t1\t10\t80\t100\t30\t70\tagain",
-        ]
-    )
+    rows = [
+        "4\t1\t1\t1\t1\t0\t10\t20\t300\t40\t-1\t",
+        "5\t1\t1\t1\t1\t1\t10\t25\t100\t30\t90\tHello",
+        "5\t1\t1\t1\t1\t2\t130\t22\t180\t38\t80\tworld",
+        "4\t1\t1\t1\t2\t0\t10\t80\t100\t30\t-1\t",
+        "5\t1\t1\t1\t2\t1\t10\t80\t100\t30\t70\tagain",
+    ]
+    tsv = "\n".join([HEADER, *rows])
     words = parse_tsv(tsv).words
     assert [(w.text, w.left, w.top, w.width, w.height) for w in words] == [
         ("Hello", 10, 25, 100, 30),
