@@ -160,36 +160,49 @@ def _read_upright(
     """The page read the way up it reads best, and the degrees clockwise it was turned for that.
 
     Nearly every page comes upright, so it is read as it comes first, and orientation detection (OSD,
-    a second Tesseract run costing 40% of a reading) runs only for pages whose lines run down the page
-    or whose reading is doubtful: upside down, a page reads as garbage at low confidence. OSD's answer
-    is checked in turn against the confidence of the reading it leads to, since on small or odd glyphs
-    it turns an upright page over with confidence it should not have.
+    a second Tesseract run costing a third of a reading) runs only for pages whose lines run down the
+    page or whose reading is doubtful: upside down, a page reads as garbage at low confidence. OSD's
+    answer is checked in turn against the confidence of the reading it leads to, since on small or odd
+    glyphs it turns an upright page over with confidence it should not have.
     """
     if lines.sideways:
-        # Lines run down the page: it is turned 90 or 270 degrees, OSD says which.
-        first = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
-        first = first if first in (90, 270) else 90
-        candidates = [first, (first + 180) % 360]
+        # Lines run down the page: it is turned 90 or 270 degrees, and OSD says which. The page as it
+        # came is the last resort, should something other than text lines have misled the search.
+        osd = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
+        first = osd if osd in (90, 270) else 90
+        candidates = [first, (first + 180) % 360, 0]
     else:
         candidates = [0]
     rotation, reading = candidates[0], _read(rendered, candidates[0], lines.skew_deg, options, cancel)
-    if _confident(reading):
-        return rotation, reading
-    if not lines.sideways:
-        if reading.parsed.word_count == 0:
-            return rotation, reading  # nothing on the page to orient by
+    if not lines.sideways and not _trustworthy(reading) and reading.parsed.word_count:
         turned = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
-        candidates = [0, turned] if turned else [0]
+        candidates += [turned] if turned else []
     for candidate in candidates[1:]:
+        if _trustworthy(reading):
+            break
         other = _read(rendered, candidate, lines.skew_deg, options, cancel)
-        if (other.parsed.confidence or 0.0) > (reading.parsed.confidence or 0.0):
+        if _merit(other) > _merit(reading):
             logger.debug("read turned %d degrees rather than %d, at higher OCR confidence", candidate, rotation)
             rotation, reading = candidate, other
     return rotation, reading
 
 
-def _confident(reading: _Reading) -> bool:
-    return (reading.parsed.confidence or 0.0) >= DOUBTFUL_CONFIDENCE
+def _trustworthy(reading: _Reading) -> bool:
+    """Read with confidence, along lines that run across the image. Tesseract also reads lines that run
+    down the image it is given (taking them for vertical writing), with as much confidence: that reading
+    has the right text but leaves the page's turn unknown, so it is not taken as the answer while a turn
+    that reads across is still to be tried."""
+    return _across(reading) and (reading.parsed.confidence or 0.0) >= DOUBTFUL_CONFIDENCE
+
+
+def _merit(reading: _Reading) -> tuple[bool, float]:
+    return _across(reading), reading.parsed.confidence or 0.0
+
+
+def _across(reading: _Reading) -> bool:
+    # Words of three letters or more are wider than tall when read along a line across the image.
+    words = [word for word in reading.parsed.words if len(word.text) >= 3]
+    return not words or 2 * sum(word.width > word.height for word in words) > len(words)
 
 
 def _read(

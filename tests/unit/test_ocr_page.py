@@ -5,10 +5,14 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from service.ocr import CancelToken, PageOptions, PageResult, process_page, tesseract
+from service.ocr.deskew import TextLines
+from service.ocr.page import _read_upright
+from service.ocr.render import RenderedPage
 from tests.unit import ocr_samples
 from tests.unit.ocr_samples import TEXT, cer
 
@@ -201,3 +205,23 @@ def test_small_images(dpi: int, fontsize: float) -> None:
     assert result.rotation == 0
     assert (result.width, result.height) == (image.width, image.height)
     assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
+
+
+def test_upright_page_taken_for_sideways_is_still_read_upright() -> None:
+    # Should something other than text lines (rules, a table's columns) make an upright page look
+    # sideways, both sideways readings are garbage and the page as it came wins.
+    pixels = np.asarray(ocr_samples.scan())
+    rendered = RenderedPage(pixels, dpi=200, scale=200 / 72)
+    rotation, reading = _read_upright(rendered, TextLines(sideways=True, skew_deg=0.0), PageOptions(), CancelToken())
+    assert rotation == 0
+    assert cer(TEXT, reading.parsed.text) < STRAIGHT_MAX_CER
+
+
+def test_sideways_page_the_line_search_missed_is_still_turned() -> None:
+    # Tesseract reads lines running down the image as vertical writing, confidently: the reading is
+    # not taken as upright for that, and OSD finds the turn.
+    pixels = np.asarray(ocr_samples.scan(rotate=90))
+    rendered = RenderedPage(pixels, dpi=200, scale=200 / 72)
+    rotation, reading = _read_upright(rendered, TextLines(sideways=False, skew_deg=0.0), PageOptions(), CancelToken())
+    assert rotation == 270
+    assert cer(TEXT, reading.parsed.text) < STRAIGHT_MAX_CER
