@@ -138,7 +138,9 @@ async def test_last_event_id_resumes_after_the_given_event(client: httpx.AsyncCl
 
 async def test_stream_carries_retry_and_pings(client: httpx.AsyncClient) -> None:
     """The service under test pings every second (SSE_PING_SECONDS=1); the default is 15 s."""
-    response = await submit(client, scanned_pdf([scan(LINES) for _ in range(6)]))
+    # Six full 300-dpi pages on two page processes keep the stream open for about two seconds.
+    pages = [scan(LINES * 3, dpi=300, height_pt=792) for _ in range(6)]
+    response = await submit(client, scanned_pdf(pages, dpi=300))
     job = response.json()
     raw = b""
     async with asyncio.timeout(60):
