@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from arq import cron, func
 from arq.connections import RedisSettings
-from arq.worker import run_worker
+from arq.worker import get_kwargs
 
 from service.connections import OUTAGE_ERRORS, deserialize_job, outage_retry, serialize_job
 from service.downloads import fetch_document
 from service.logs import configure_logging
+from service.queue_worker import Worker
 from service.startup_checks import check_worker_environment
 from service.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
 from service.worker_jobs import cleanup, ocr_pages, shutdown, startup
@@ -55,7 +56,7 @@ def main() -> None:
     load_or_exit()
     configure_logging(settings)
     check_worker_environment(settings)
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    Worker(**get_kwargs(WorkerSettings)).run()  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,18 @@
+"""arq's Worker, without a wasted transaction on every poll of the queue.
+
+arq polls its queue every WORKER_POLL_DELAY while it has a free job slot, and checks each job id the
+poll returns with a WATCH transaction (four round trips) before it starts the job, the ranges this
+worker is running itself included: they stay in the queue until they end. With one range running and a
+slot free, those checks were most of the worker's own CPU during OCR (benchmark 1 in BENCHMARKS.md).
+Ids of jobs this worker is running are dropped before the check; everything else is arq's.
+"""
+
+from __future__ import annotations
+
+from arq import worker
+
+
+class Worker(worker.Worker):
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        running = {job_id.encode() for job_id, task in self.tasks.items() if not task.done()}
+        await super().start_jobs([job_id for job_id in job_ids if job_id not in running])

@@ -1,0 +1,76 @@
+"""The worker's arq subclass against a real redis-server: it starts jobs as arq does, without re-checking
+its own running jobs on every poll."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+import pytest
+from arq import create_pool, func
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+
+from service.queue_worker import Worker
+from tests.conftest import RedisServer, start_redis
+
+
+@pytest.fixture
+def own_redis() -> Any:
+    # Its own server: the test counts every WATCH the server sees.
+    server = start_redis()
+    yield server
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+async def watch_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_watch", {}).get("calls", 0))
+
+
+async def test_running_jobs_are_not_rechecked_and_a_free_slot_still_takes_work(own_redis: RedisServer) -> None:
+    started: dict[str, asyncio.Event] = {"long": asyncio.Event(), "short": asyncio.Event()}
+    release = asyncio.Event()
+
+    async def long(ctx: dict[str, Any]) -> None:
+        started["long"].set()
+        await release.wait()
+
+    async def short(ctx: dict[str, Any]) -> None:
+        started["short"].set()
+
+    settings = RedisSettings.from_dsn(own_redis.url)
+    worker = Worker(
+        functions=[func(long, name="long"), func(short, name="short")],  # type: ignore[list-item]
+        redis_settings=settings,
+        max_jobs=2,
+        poll_delay=0.01,
+        handle_signals=False,
+        burst=True,  # ends by itself once the queue is empty
+    )
+    pool = await create_pool(settings)
+    redis = Redis.from_url(own_redis.url)
+    running = asyncio.create_task(worker.main())
+    try:
+        await pool.enqueue_job("long")
+        async with asyncio.timeout(10):
+            await started["long"].wait()
+        before = await watch_calls(redis)
+        await asyncio.sleep(0.5)  # about fifty polls, each of which returns the running job's id
+        assert await watch_calls(redis) - before == 0
+        await pool.enqueue_job("short")
+        async with asyncio.timeout(10):
+            await started["short"].wait()
+        release.set()
+        async with asyncio.timeout(10):
+            await running
+    finally:
+        release.set()
+        if not running.done():
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        await worker.close()
+        await pool.aclose()
+        await redis.aclose()
