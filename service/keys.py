@@ -7,7 +7,7 @@ Per job (all expire RESULT_TTL after the job's last change):
     ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume
     ocr:doc:<id>          the document bytes, readable by every worker
     ocr:pages:<id>        hash: page number -> page result JSON (one field per page: retries never redo a page)
-    ocr:layers:<id>       hash: page number -> Tesseract's text-only PDF of the page (for ?format=pdf)
+    ocr:layers:<id>       hash: page number -> the page's invisible text as a one-page PDF (for ?format=pdf)
     ocr:result:<id>       the assembled result JSON
     ocr:ranges:<id>       set of page ranges finished (documents split across workers)
     ocr:finalize:<id>     set once by whichever range assembles the result

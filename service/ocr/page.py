@@ -50,7 +50,7 @@ class PageResult:
     rotation: int  # 0|90|180|270: degrees clockwise the page was turned to read it upright
     width: float  # PDF points for PDFs, pixels for images
     height: float
-    # Tesseract's text-only PDF of the page, for searchable_pdf(); None for text-layer pages.
+    # The page's invisible text as a one-page PDF (layer.py), for searchable_pdf(); None for text-layer pages.
     text_pdf: bytes | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

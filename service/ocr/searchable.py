@@ -11,7 +11,7 @@ from service.ocr.page import PageResult
 
 
 def searchable_pdf(data: bytes, media_type: str, pages: list[PageResult]) -> bytes:
-    """The document as a PDF (images become pages) whose OCR pages carry Tesseract's text layer,
+    """The document as a PDF (images become pages) whose OCR pages carry their invisible text layer,
     so a viewer can search and copy their text. Text-layer pages are left as they are."""
     source = open_document(data, media_type)
     try:
