@@ -71,3 +71,11 @@ def test_tesseract_blank_font_is_embedded() -> None:
     with pymupdf.open(stream=pdf, filetype="pdf") as doc:
         ((_, ext, _, basefont, _, encoding),) = doc[0].get_fonts()
         assert (ext, basefont, encoding) == ("ttf", "GlyphLessFont", "Identity-H")
+
+
+def test_a_word_with_an_empty_box_keeps_its_text() -> None:
+    pdf = text_layer_pdf(
+        [TsvWord("dot", 10, 10, 0, 0, 10, 10, last_in_line=True)], dpi=72, read_size=(100, 100), page_size=(100, 100)
+    )
+    with pymupdf.open(stream=pdf, filetype="pdf") as doc:
+        assert doc[0].get_text().strip() == "dot"
