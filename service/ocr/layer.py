@@ -78,7 +78,8 @@ def text_layer_pdf(
         # ... and into PDF space (points, y grows up), where the baseline runs at -turned_deg.
         units = word.text.encode("utf-16-be")
         # Horizontal scaling (Tz, percent) that makes the word's glyphs span its box; never zero.
-        stretch = max(1.0, 100.0 * word.width / (len(units) // 2 * size_px * _GLYPH_WIDTH / 1000))
+        glyphs = max(1, len(units) // 2)
+        stretch = max(1.0, 100.0 * word.width / (glyphs * size_px * _GLYPH_WIDTH / 1000))
         codes = units.hex().upper() + ("" if word.last_in_line else "0020")
         content.append(
             f"/F1 {size_px * points:.2f} Tf {cos:.5f} {-sin:.5f} {sin:.5f} {cos:.5f} "
