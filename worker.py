@@ -1,4 +1,5 @@
-"""The arq worker: `python worker.py` (the Procfile's `worker`), or `arq worker.WorkerSettings`."""
+"""The arq worker: `python worker.py` (the Procfile's `worker`), or `arq worker.WorkerSettings` (arq's own
+Worker class, without service/queue_worker.py's saving on every poll)."""
 
 from __future__ import annotations
 

@@ -85,12 +85,21 @@ def start_redis() -> RedisServer:
     return RedisServer(port, _spawn_redis(port, workdir), workdir)
 
 
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A redis-server of its own for the block, stopped and its files removed after."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ typeset pages (tests/unit/ocr_samples.py, letter size, 7-18 pt, turned 0/90/180/
 
 So OSD runs on a copy downscaled to no less than 200 dpi (about 30% cheaper than 300 dpi), its
 answer is trusted from confidence 1.0, and pages with too little text (where OSD gives up) are left
-as they are. Even so it costs about 40% of a page's reading, so page.py asks it only about pages that
+as they are. Even so it costs about a third of a page's reading, so page.py asks it only about pages that
 need it: those whose lines run down the page, and those that read badly as they came.
 """
 

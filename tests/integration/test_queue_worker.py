@@ -4,7 +4,7 @@ its own running jobs on every poll."""
 from __future__ import annotations
 
 import asyncio
-import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,16 +13,14 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from service.queue_worker import Worker
-from tests.conftest import RedisServer, start_redis
+from tests.conftest import RedisServer, running_redis
 
 
 @pytest.fixture
-def own_redis() -> Any:
+def own_redis() -> Iterator[RedisServer]:
     # Its own server: the test counts every WATCH the server sees.
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    with running_redis() as server:
+        yield server
 
 
 async def watch_calls(redis: Redis) -> int:

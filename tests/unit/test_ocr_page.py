@@ -96,7 +96,7 @@ def osd_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def test_orientation_detection_runs_only_for_pages_that_need_it(
     turned: int, osd_expected: bool, osd_runs: list[list[str]]
 ) -> None:
-    # An upright page that reads confidently is never given to OSD (40% of a reading's cost); a
+    # An upright page that reads confidently is never given to OSD (a third of a reading's cost); a
     # sideways page is (its lines run down the page), and so is an upside-down one (it reads badly).
     result = ocr(ocr_samples.scanned_pdf([ocr_samples.scan(rotate=turned)]))
     assert result.rotation == (360 - turned) % 360
