@@ -1,19 +1,25 @@
 """The arq worker: `python worker.py` (the Procfile's `worker`), or `arq worker.WorkerSettings` (arq's own
-Worker class, without service/queue_worker.py's saving on every poll)."""
+Worker class, without service/worker/queue_worker.py's saving on every poll)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from arq import cron, func
 from arq.connections import RedisSettings
-from arq.worker import get_kwargs
+from arq.cron import CronJob
+from arq.worker import Function, get_kwargs
 
 from service.connections import OUTAGE_ERRORS, deserialize_job, outage_retry, serialize_job
-from service.downloads import fetch_document
+from service.jobs.units import DELIVER_WEBHOOK, FETCH_DOCUMENT, OCR_PAGES
 from service.logs import configure_logging
-from service.queue_worker import Worker
-from service.startup_checks import check_worker_environment
-from service.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
-from service.worker_jobs import cleanup, ocr_pages, shutdown, startup
+from service.ops.startup_checks import check_worker_environment
+from service.worker.cleanup import cleanup
+from service.worker.downloads import fetch_document
+from service.worker.lifecycle import shutdown, startup
+from service.worker.pages import ocr_pages
+from service.worker.queue_worker import Worker
+from service.worker.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
 from settings import load_or_exit
 
 settings = load_or_exit()
@@ -28,15 +34,20 @@ def _redis_settings() -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [
+    functions: ClassVar[list[Function]] = [
         # arq's own timeout is only a backstop: each page's Tesseract run is bounded by JOB_TIMEOUT and
         # killed past it; a range holds at most SPLIT_PAGES pages.
         # max_tries leaves room beyond MAX_TRIES: a range handed back on SIGTERM counts as a try too.
-        func(ocr_pages, timeout=settings.job_timeout_s * settings.split_pages + 60, max_tries=settings.max_tries + 10),
-        func(fetch_document, timeout=120, max_tries=settings.max_tries + 10),
-        func(deliver_webhook, timeout=60, max_tries=MAX_DELIVERY_TRIES + 2),
+        func(
+            ocr_pages,
+            name=OCR_PAGES,
+            timeout=settings.job_timeout_s * settings.split_pages + 60,
+            max_tries=settings.max_tries + 10,
+        ),
+        func(fetch_document, name=FETCH_DOCUMENT, timeout=120, max_tries=settings.max_tries + 10),
+        func(deliver_webhook, name=DELIVER_WEBHOOK, timeout=60, max_tries=MAX_DELIVERY_TRIES + 2),
     ]
-    cron_jobs = [cron(cleanup, second={0, 30}, run_at_startup=True, unique=True, timeout=60)]
+    cron_jobs: ClassVar[list[CronJob]] = [cron(cleanup, second={0, 30}, run_at_startup=True, unique=True, timeout=60)]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = _redis_settings()
@@ -44,7 +55,7 @@ class WorkerSettings:
     job_deserializer = deserialize_job
     max_jobs = settings.worker_max_jobs
     poll_delay = settings.worker_poll_delay_s
-    # The web's /readyz reads the workers' own heartbeat (service/worker_jobs.py); arq's health-check
+    # The web's /readyz reads the workers' own heartbeat (service/worker/lifecycle.py); arq's health-check
     # key is kept fresh too for `arq --check`.
     health_check_interval = 10
     # Job results live in our own keys; arq's result copies would only be more keys to expire.

@@ -105,7 +105,7 @@ def _counts(frames: list[str]) -> bool:
 
 
 def role_of(process: str, default: str) -> str:
-    if "service.page_pool" in process:
+    if "service.worker.page_pool" in process:
         return "page processes"
     if "worker.py" in process or "lag_worker" in process:
         return "worker"

@@ -1,24 +1,29 @@
-"""The domain exception tree and its mapping to the API's error body.
+"""The service's one exception tree. Every domain error is here, with its code and HTTP status.
 
-    ServiceError                      code, http status, message
+    ServiceError                      code, HTTP status, message
     ├── BadRequest                    400 bad_request
+    │   └── RefusedAddress            400 forbidden_address: a URL leads to a private or internal address
     ├── Unauthorized                  401 unauthorized
     ├── NotFound                      404 not_found
     ├── NotReady                      409 not_ready
-    ├── PayloadTooLarge               413 payload_too_large
-    ├── UnsupportedMediaType          415 unsupported_media_type
     ├── DocumentError                 422: the document itself cannot be processed (never retried)
-    │   ├── UnprocessableDocument     unprocessable_document (corrupt, empty, truncated)
-    │   ├── EncryptedDocument         encrypted_document
-    │   └── TooManyPages              too_many_pages
+    │   ├── UnprocessableDocument     422 unprocessable_document (corrupt, empty, truncated)
+    │   │   └── ImageTooLarge         422 image_too_large (refused from its header, before decoding)
+    │   ├── EncryptedDocument         422 encrypted_document
+    │   ├── TooManyPages              422 too_many_pages
+    │   ├── UnsupportedMediaType      415 unsupported_media_type
+    │   └── PayloadTooLarge           413 payload_too_large
+    ├── JobFailure                    409: a job ended without a result for a reason outside its document
+    │   ├── DownloadFailed            409 download_failed (the document's URL did not give it)
+    │   ├── DocumentMissing           409 document_missing (the stored document is gone)
+    │   ├── TransientOcrError         409 ocr_failed (worth a retry with backoff; the job fails after MAX_TRIES)
+    │   └── OcrCancelled              409 cancelled (the job was cancelled while a page was in work)
     ├── TooManyJobs                   429 too_many_jobs (Retry-After)
     └── ServiceUnavailable            503 service_unavailable (Retry-After)
 
-    OcrCancelled                      the job was cancelled while a page was in work
-    TransientOcrError                 a page failed for a reason worth retrying (Tesseract killed by the OS, timeout)
-
-Handlers at the edge turn a ServiceError into `{"error": {"code", "message"}}`; the worker turns a
-DocumentError into a `failed` job carrying the same code.
+Handlers at the edge turn any ServiceError into `{"error": {"code", "message"}}` with its status. A
+worker records a failed job's error by its code; `/result` answers such a job from the same tree
+(`failed_job_status`), so no table anywhere restates which code means what.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class BadRequest(ServiceError):
     code = "bad_request"
 
 
+class RefusedAddress(BadRequest):
+    code = "forbidden_address"
+
+
 class Unauthorized(ServiceError):
     status_code = 401
     code = "unauthorized"
@@ -59,16 +68,6 @@ class NotReady(ServiceError):
     code = "not_ready"
 
 
-class PayloadTooLarge(ServiceError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(ServiceError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
 class DocumentError(ServiceError):
     status_code = 422
     code = "unprocessable_document"
@@ -78,12 +77,47 @@ class UnprocessableDocument(DocumentError):
     code = "unprocessable_document"
 
 
+class ImageTooLarge(UnprocessableDocument):
+    code = "image_too_large"
+
+
 class EncryptedDocument(DocumentError):
     code = "encrypted_document"
 
 
 class TooManyPages(DocumentError):
     code = "too_many_pages"
+
+
+class UnsupportedMediaType(DocumentError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(DocumentError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class JobFailure(ServiceError):
+    status_code = 409
+    code = "failed"
+
+
+class DownloadFailed(JobFailure):
+    code = "download_failed"
+
+
+class DocumentMissing(JobFailure):
+    code = "document_missing"
+
+
+class TransientOcrError(JobFailure):
+    code = "ocr_failed"
+
+
+class OcrCancelled(JobFailure):
+    code = "cancelled"
 
 
 class TooManyJobs(ServiceError):
@@ -96,11 +130,19 @@ class ServiceUnavailable(ServiceError):
     code = "service_unavailable"
 
 
-class OcrCancelled(Exception):
-    """Raised inside page work once its job has been cancelled."""
+def error_class(code: str) -> type[ServiceError] | None:
+    """The class of the tree that carries `code`, or None for a code the tree does not know."""
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code and cls is not ServiceError:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None
 
 
-class TransientOcrError(Exception):
-    """A page failed for a reason that may not happen again: worth a retry with backoff."""
-
-    code = "ocr_failed"
+def failed_job_status(code: str) -> int:
+    """What `/result` answers for a job that failed with `code`: 422 when the document was at fault
+    (its upload would have been refused the same way), 409 for every other end without a result."""
+    cls = error_class(code)
+    return DocumentError.status_code if cls is not None and issubclass(cls, DocumentError) else JobFailure.status_code

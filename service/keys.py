@@ -30,54 +30,54 @@ Process-wide:
 from __future__ import annotations
 
 PREFIX = "ocr:"
-EVENTS_CHANNEL = "ocr:events"
-CANCEL_CHANNEL = "ocr:cancel"
-WORKERS = "ocr:workers"
-METRICS = "ocr:metrics"
+EVENTS_CHANNEL = PREFIX + "events"
+CANCEL_CHANNEL = PREFIX + "cancel"
+WORKERS = PREFIX + "workers"
+METRICS = PREFIX + "metrics"
 
 
 def job(job_id: str) -> str:
-    return f"ocr:job:{job_id}"
+    return f"{PREFIX}job:{job_id}"
 
 
 def meta(job_id: str) -> str:
-    return f"ocr:meta:{job_id}"
+    return f"{PREFIX}meta:{job_id}"
 
 
 def seq(job_id: str) -> str:
-    return f"ocr:seq:{job_id}"
+    return f"{PREFIX}seq:{job_id}"
 
 
 def events(job_id: str) -> str:
-    return f"ocr:events:{job_id}"
+    return f"{PREFIX}events:{job_id}"
 
 
 def document(job_id: str) -> str:
-    return f"ocr:doc:{job_id}"
+    return f"{PREFIX}doc:{job_id}"
 
 
 def pages(job_id: str) -> str:
-    return f"ocr:pages:{job_id}"
+    return f"{PREFIX}pages:{job_id}"
 
 
 def layers(job_id: str) -> str:
-    return f"ocr:layers:{job_id}"
+    return f"{PREFIX}layers:{job_id}"
 
 
 def result(job_id: str) -> str:
-    return f"ocr:result:{job_id}"
+    return f"{PREFIX}result:{job_id}"
 
 
 def ranges(job_id: str) -> str:
-    return f"ocr:ranges:{job_id}"
+    return f"{PREFIX}ranges:{job_id}"
 
 
 def finalize(job_id: str) -> str:
-    return f"ocr:finalize:{job_id}"
+    return f"{PREFIX}finalize:{job_id}"
 
 
 def cancel(job_id: str) -> str:
-    return f"ocr:cancel:{job_id}"
+    return f"{PREFIX}cancel:{job_id}"
 
 
 def job_keys(job_id: str) -> list[str]:
@@ -86,28 +86,28 @@ def job_keys(job_id: str) -> list[str]:
 
 
 def tenant_jobs(tenant: str) -> str:
-    return f"ocr:tenant-jobs:{tenant}"
+    return f"{PREFIX}tenant-jobs:{tenant}"
 
 
 def tenant_active(tenant: str) -> str:
-    return f"ocr:tenant-active:{tenant}"
+    return f"{PREFIX}tenant-active:{tenant}"
 
 
 def feed(tenant: str) -> str:
-    return f"ocr:feed:{tenant}"
+    return f"{PREFIX}feed:{tenant}"
 
 
 def feed_seq(tenant: str) -> str:
-    return f"ocr:feed-seq:{tenant}"
+    return f"{PREFIX}feed-seq:{tenant}"
 
 
 def cache_entry(tenant: str, content_hash: str) -> str:
-    return f"ocr:cache:{tenant}:{content_hash}"
+    return f"{PREFIX}cache:{tenant}:{content_hash}"
 
 
 def cache_pattern(tenant: str) -> str:
-    return f"ocr:cache:{tenant}:*"
+    return f"{PREFIX}cache:{tenant}:*"
 
 
 def cache_stats(tenant: str) -> str:
-    return f"ocr:cache-stats:{tenant}"
+    return f"{PREFIX}cache-stats:{tenant}"

@@ -19,14 +19,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from service.errors import BadRequest
+from service.errors import BadRequest, RefusedAddress
 
 MAX_REDIRECTS = 5
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class RefusedAddress(BadRequest):
-    code = "forbidden_address"
 
 
 def is_public(address: IPAddress) -> bool:
@@ -89,14 +85,16 @@ def _request(client: httpx.AsyncClient, method: str, target: Target, **kwargs: o
     headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
     headers["Host"] = host_header
     return client.build_request(
-        method, target.pinned_url, headers=headers, extensions={"sni_hostname": target.host}, **kwargs  # type: ignore[arg-type]
+        method,
+        target.pinned_url,
+        headers=headers,
+        extensions={"sni_hostname": target.host},
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
 @asynccontextmanager
-async def open_stream(
-    client: httpx.AsyncClient, url: str, *, allow_private: bool
-) -> AsyncIterator[httpx.Response]:
+async def open_stream(client: httpx.AsyncClient, url: str, *, allow_private: bool) -> AsyncIterator[httpx.Response]:
     """GET `url`, following redirects by hand (each re-resolved and re-checked), as a streamed response."""
     for _ in range(MAX_REDIRECTS + 1):
         target = await resolve(url, allow_private=allow_private)

@@ -7,7 +7,7 @@ import resource
 import uvicorn
 
 from service.logs import configure_logging
-from service.startup_checks import check_web_environment
+from service.ops.startup_checks import check_web_environment
 from settings import load_or_exit
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     raise_open_file_limit()
     check_web_environment(settings)
     uvicorn.run(
-        "service.app:create_app",
+        "service.api.app:create_app",
         factory=True,
         host="0.0.0.0",
         port=settings.port,

@@ -1,6 +1,7 @@
 """The synchronous OCR core: pure page work (PyMuPDF rendering, orientation, deskew, Tesseract).
 
-No Redis and no asyncio here; the worker runs process_page() in a thread pool, one call per page.
+No Redis and no asyncio here. The worker runs process_page() in its page processes
+(service/worker/page_pool.py), one call per page, each in a child process it can bound and kill.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import warnings
 import pymupdf
 from PIL import Image
 
-from service.errors import EncryptedDocument, UnprocessableDocument, UnsupportedMediaType
+from service.errors import EncryptedDocument, ImageTooLarge, UnprocessableDocument, UnsupportedMediaType
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +103,6 @@ def check_image_size(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         raise ImageTooLarge(f"the image is too large: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnprocessableDocument(f"the image cannot be read: {exc}") from None
-
-
-class ImageTooLarge(UnprocessableDocument):
-    code = "image_too_large"
 
 
 def count_pages(data: bytes, media_type: str) -> int:

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, RedisServer, Service, run_service
 from tests.unit.ocr_samples import LINES, cer, scan, scanned_pdf, text_pdf
 
 KEY = "key-acme-123456"
-COMMAND = [sys.executable, "-m", "service.cli"]
+COMMAND = [sys.executable, "-m", "service.client.cli"]
 TIMEOUT_S = 60
 
 

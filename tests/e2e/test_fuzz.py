@@ -6,7 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from service.openapi import SPEC
+from service.api.openapi import SPEC
 from tests.conftest import Service
 
 

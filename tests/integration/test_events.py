@@ -6,8 +6,9 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from service.events import EventHub, read_job_backlog
-from service.jobs import RUNNING, JobStore, new_job, new_job_id
+from service.jobs.events import EventHub, read_job_backlog
+from service.jobs.record import RUNNING, new_job, new_job_id
+from service.jobs.store import JobStore
 
 
 async def test_one_subscription_fans_out_to_every_stream(redis: Redis) -> None:
@@ -54,7 +55,7 @@ async def test_backlog_replays_after_last_event_id_or_gives_the_current_state(re
 
 
 async def test_a_stream_that_cannot_keep_up_is_ended_not_buffered(redis: Redis) -> None:
-    from service import events
+    from service.jobs import events
 
     hub = EventHub(redis)
     await hub.start()

@@ -8,7 +8,8 @@ import json
 from redis.asyncio import Redis
 
 from service import keys
-from service.jobs import CANCELLED, COMPLETED, QUEUED, RUNNING, JobStore, new_job, new_job_id
+from service.jobs.record import CANCELLED, COMPLETED, QUEUED, RUNNING, new_job, new_job_id
+from service.jobs.store import JobStore
 
 
 async def make(redis: Redis, tenant: str = "acme") -> tuple[JobStore, dict]:

@@ -12,7 +12,7 @@ from arq import create_pool, func
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
-from service.queue_worker import Worker
+from service.worker.queue_worker import Worker
 from tests.conftest import RedisServer, running_redis
 
 

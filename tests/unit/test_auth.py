@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from service.auth import mint_token, verify_token
+from service.api.auth import mint_token, verify_token
 
 SECRET = b"k" * 32
 

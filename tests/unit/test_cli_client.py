@@ -1,4 +1,4 @@
-"""service/client.py over httpx's MockTransport: requests it makes, errors it raises, and how its
+"""service/client/http.py over httpx's MockTransport: requests it makes, errors it raises, and how its
 event streams resume with Last-Event-ID after a drop."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.client import RECONNECT_ATTEMPTS, ApiError, OcrClient
+from service.client.http import RECONNECT_ATTEMPTS, ApiError, OcrClient
 
 JOB_ID = "a" * 32
 Handler = Callable[[httpx.Request], httpx.Response]

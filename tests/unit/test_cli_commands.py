@@ -1,4 +1,4 @@
-"""The pure parts of service/cli.py: arguments, where results go, progress bars, error lines."""
+"""The pure parts of service/client/ (cli, options, output): arguments, where results go, progress bars, error lines."""
 
 from __future__ import annotations
 
@@ -8,20 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import (
-    DEFAULT_SERVER,
-    ProgressBar,
-    UsageError,
-    build_parser,
-    connection_settings,
-    feed_lines,
-    format_error,
-    job_error,
-    main,
-    output_targets,
-    render_progress,
-)
-from service.client import ApiError
+from service.client.cli import build_parser, main
+from service.client.http import ApiError
+from service.client.options import DEFAULT_SERVER, UsageError, connection_settings, output_targets
+from service.client.output import ProgressBar, feed_lines, format_error, job_error, render_progress
 from tests.conftest import free_port
 
 

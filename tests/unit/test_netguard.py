@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from service.errors import BadRequest
-from service.netguard import RefusedAddress, Target, check_address, is_public, resolve
+from service.errors import BadRequest, RefusedAddress
+from service.netguard import Target, check_address, is_public, resolve
 
 
 @pytest.mark.parametrize(

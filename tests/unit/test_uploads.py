@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from service.api.uploads import clean_filename, parse_options
 from service.errors import BadRequest
-from service.uploads import clean_filename, parse_options
 
 LANGS = frozenset({"eng", "deu"})
 

@@ -14,7 +14,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from service import keys
-from service.jobs import COMPLETED, Job, JobStore, new_job, new_job_id, utc_now
+from service.jobs.record import COMPLETED, Job, new_job, new_job_id, utc_now
+from service.jobs.store import JobStore
 
 COPIED_ON_HIT = (keys.result, keys.pages, keys.layers, keys.document)
 
@@ -42,7 +43,7 @@ class ContentCache:
                 job_raw, has_result = await pipe.execute()
             if job_raw and has_result and json.loads(job_raw)["status"] == COMPLETED:
                 found = source_id
-        await self.redis.hincrby(keys.cache_stats(tenant), "hits" if found else "misses", 1)
+        await self.redis.hincrby(keys.cache_stats(tenant), "hits" if found else "misses", 1)  # type: ignore[misc]
         await self.redis.expire(keys.cache_stats(tenant), self.store.ttl_s * 24)
         return found
 
@@ -105,7 +106,7 @@ class ContentCache:
             if length:
                 entries += 1
                 size += int(length)
-        counts = await self.redis.hgetall(keys.cache_stats(tenant))
+        counts = await self.redis.hgetall(keys.cache_stats(tenant))  # type: ignore[misc]
         hits = int(counts.get(b"hits", 0))
         misses = int(counts.get(b"misses", 0))
         lookups = hits + misses
@@ -120,4 +121,3 @@ class ContentCache:
     async def clear(self, tenant: str) -> None:
         async for entry in self.redis.scan_iter(match=keys.cache_pattern(tenant), count=500):
             await self.redis.delete(entry)
-

@@ -29,22 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.errors import (
-    DocumentError,
-    EncryptedDocument,
-    OcrCancelled,
-    TooManyPages,
-    TransientOcrError,
-    UnprocessableDocument,
-)
+from service.errors import DocumentError, OcrCancelled, TransientOcrError, error_class
 from service.ocr import CancelToken, PageOptions, PageResult, process_page
 
 logger = logging.getLogger(__name__)
 
 _FRAME = struct.Struct("!I")
-_DOCUMENT_ERRORS: dict[str, type[DocumentError]] = {
-    cls.code: cls for cls in (UnprocessableDocument, EncryptedDocument, TooManyPages)
-}
 MEMORY_ENV = "OCR_PAGE_MEMORY_BYTES"
 
 
@@ -59,10 +49,10 @@ class _Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "service.page_pool",
+            "service.worker.page_pool",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, MEMORY_ENV: str(memory_bytes), "OMP_THREAD_LIMIT": "1"},
+            env={**os.environ, MEMORY_ENV: str(memory_bytes)},
             # Its own process group: killing the group takes its Tesseract along.
             start_new_session=True,
         )
@@ -168,7 +158,8 @@ def _unpack(reply: tuple[Any, ...]) -> PageResult:
         return result
     if kind == "document":
         _, code, message = reply
-        raise _DOCUMENT_ERRORS.get(code, DocumentError)(message, code=code)
+        cls = error_class(code)
+        raise (cls if cls is not None and issubclass(cls, DocumentError) else DocumentError)(message, code=code)
     if kind == "cancelled":
         raise OcrCancelled(reply[2])
     raise TransientOcrError(reply[2])

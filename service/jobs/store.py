@@ -1,11 +1,11 @@
-"""The job record: its states, its transitions and where it lives in Redis.
+"""Where job records live in Redis, and how they change.
 
-A job is a JSON object in Redis (`ocr:job:<id>`, the API's job object without `links`). Every change
+A job is a JSON object in Redis (`ocr:job:<id>`, see service/jobs/record.py). Every change
 goes through one Lua script that, atomically, checks the transition is allowed, merges the change,
 keeps `progress` and `pages_done` from going backwards, appends the event to the job's history and
 to its tenant's feed, keeps the tenant's set of active jobs, and publishes the event. Because the
 history append and the publish happen together, an SSE reader that subscribes first and then reads
-the history can never miss an event (see service/events.py).
+the history can never miss an event (see service/jobs/events.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,24 +20,16 @@ from redis.asyncio import Redis
 
 from service import keys
 from service.errors import NotFound
+from service.jobs.record import TERMINAL, Job, JobRef, looks_like_job_id
 
-QUEUED = "queued"
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
-ACTIVE = frozenset({QUEUED, RUNNING})
-
+_TERMINAL_ARG = ",".join(sorted(TERMINAL))
 JOB_HISTORY_EVENTS = 500
 FEED_HISTORY_EVENTS = 1000
 
-Job = dict[str, Any]
-
 # KEYS: job, seq, events, feed, feed seq, tenant active set
 # ARGV: change JSON, allowed current statuses ("" any, "-" the job must not exist yet), ttl seconds,
-#       channel, job id, tenant, job history length, feed history length, the metrics counters hash
+#       channel, job id, tenant, job history length, feed history length, the metrics counters hash,
+#       the terminal statuses (comma-separated)
 _APPLY_CHANGE = """
 local raw = redis.call('GET', KEYS[1])
 local job
@@ -80,8 +71,7 @@ redis.call('EXPIRE', KEYS[5], ttl * 24)
 redis.call('RPUSH', KEYS[4], '{"seq":' .. tseq .. ',"event":"' .. event .. '","job":' .. out .. '}')
 redis.call('LTRIM', KEYS[4], -tonumber(ARGV[8]), -1)
 redis.call('EXPIRE', KEYS[4], ttl)
-local status = job['status']
-if status == 'completed' or status == 'failed' or status == 'cancelled' then
+if string.find(',' .. ARGV[10] .. ',', ',' .. job['status'] .. ',', 1, true) then
   redis.call('SREM', KEYS[6], ARGV[5])
 else
   redis.call('SADD', KEYS[6], ARGV[5])
@@ -107,54 +97,6 @@ redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
 redis.call('PUBLISH', ARGV[3], '{"tenant":"' .. ARGV[2] .. '","id":"' .. ARGV[1] .. '","seq":0,"tseq":' .. tseq
   .. ',"event":"deleted","job":' .. job .. '}')
 """
-
-
-# The order clients see the fields in (Lua's cjson does not keep an object's key order).
-FIELD_ORDER = (
-    "id", "status", "progress", "message", "pages_total", "pages_done", "filename", "options", "cached",
-    "attempt", "error", "created_at", "started_at", "finished_at",
-)
-
-
-def ordered(job: Job) -> Job:
-    return {k: job[k] for k in FIELD_ORDER if k in job} | {k: v for k, v in job.items() if k not in FIELD_ORDER}
-
-
-def new_job_id() -> str:
-    # 128 bits from the OS's CSPRNG: ids double as capabilities for the events link, so they must be unguessable.
-    return secrets.token_hex(16)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_job(job_id: str, *, filename: str, options: dict[str, Any], pages_total: int | None) -> Job:
-    return {
-        "id": job_id,
-        "status": QUEUED,
-        "progress": 0,
-        "message": "Queued",
-        "pages_total": pages_total,
-        "pages_done": 0,
-        "filename": filename,
-        "options": options,
-        "cached": False,
-        "attempt": 1,
-        "error": None,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-    }
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """What the web and the worker need to know about a job beyond its public object."""
-
-    job: Job
-    tenant: str
-    meta: dict[str, str]
 
 
 class JobStore:
@@ -205,6 +147,7 @@ class JobStore:
                 JOB_HISTORY_EVENTS,
                 FEED_HISTORY_EVENTS,
                 keys.METRICS,
+                _TERMINAL_ARG,
             ],
         )
         return json.loads(out) if out else None
@@ -221,7 +164,7 @@ class JobStore:
 
     async def get_for_tenant(self, job_id: str, tenant: str) -> JobRef:
         """The job if it belongs to `tenant`; another tenant's job is NotFound, exactly like an unknown id."""
-        ref = await self.get(job_id) if _looks_like_job_id(job_id) else None
+        ref = await self.get(job_id) if looks_like_job_id(job_id) else None
         if ref is None or not secrets.compare_digest(ref.tenant, tenant):
             raise NotFound(f"No job with id {job_id!r}.")
         return ref
@@ -240,7 +183,7 @@ class JobStore:
             if not entries:
                 return found, None
             raws = await self.redis.mget([keys.job(member.decode()) for member, _ in entries])
-            for (_, score), raw in zip(entries, raws):
+            for (_, score), raw in zip(entries, raws, strict=True):
                 upper = f"({score}"
                 if raw is None:
                     continue
@@ -254,7 +197,7 @@ class JobStore:
         return found, None
 
     async def active_count(self, tenant: str) -> int:
-        return int(await self.redis.scard(keys.tenant_active(tenant)))
+        return int(await self.redis.scard(keys.tenant_active(tenant)))  # type: ignore[misc]
 
     async def delete(self, job_id: str, tenant: str) -> None:
         """Remove the job and everything stored for it, and tell the tenant's feed."""
@@ -262,7 +205,3 @@ class JobStore:
             keys=[keys.feed(tenant), keys.feed_seq(tenant), keys.tenant_jobs(tenant), keys.tenant_active(tenant)],
             args=[job_id, tenant, keys.EVENTS_CHANNEL, FEED_HISTORY_EVENTS, self.ttl_s * 24, *keys.job_keys(job_id)],
         )
-
-
-def _looks_like_job_id(job_id: str) -> bool:
-    return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)

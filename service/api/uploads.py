@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from python_multipart.multipart import parse_options_header
@@ -19,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.jobs.submit import Submission
 
 RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -27,18 +27,9 @@ LANG_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,7}$")
 DPI_RANGE = (72, 600)
 
 
-@dataclass(frozen=True)
-class Submission:
-    document: bytes | None  # None when the worker is to download `source_url`
-    filename: str
-    options: dict[str, Any]  # lang, dpi, force_ocr: what the job object shows
-    webhook_url: str | None
-    source_url: str | None
-
-
 async def read_submission(request: Request, *, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
-    media_type, _ = parse_options_header(request.headers.get("content-type", ""))
-    media_type = media_type.decode().lower()
+    raw_media_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    media_type = raw_media_type.decode().lower()
     if media_type == "multipart/form-data":
         return await _read_multipart(request, max_bytes, installed_langs)
     if media_type == "application/json":
@@ -50,7 +41,7 @@ async def read_submission(request: Request, *, max_bytes: int, installed_langs: 
         return Submission(body, filename, options, webhook_url, None)
     raise UnsupportedMediaType(
         "Send the document as multipart/form-data (a 'file' part), as a raw body with Content-Type "
-        "application/pdf, image/png, image/jpeg or image/tiff, or as JSON {\"url\": ...}."
+        'application/pdf, image/png, image/jpeg or image/tiff, or as JSON {"url": ...}.'
     )
 
 
@@ -74,7 +65,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 async def _read_multipart(request: Request, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
     body = await read_body(request, max_bytes + MULTIPART_OVERHEAD_BYTES)
 
-    async def replay() -> AsyncIterator[bytes]:
+    async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=MAX_FORM_FIELDS)

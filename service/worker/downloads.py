@@ -10,24 +10,18 @@ import httpx
 from arq import Retry
 
 from service import keys
-from service.cache import content_key
-from service.errors import BadRequest, DocumentError, TooManyPages
-from service.jobs import QUEUED, RUNNING, TERMINAL
+from service.errors import DownloadFailed, PayloadTooLarge, ServiceError
+from service.jobs.cache import content_key
+from service.jobs.documents import check_document
+from service.jobs.record import QUEUED, RUNNING, TERMINAL
+from service.jobs.units import OCR_PAGES, encode_ranges, page_ranges, range_arq_id
 from service.netguard import open_stream
-from service.ocr import count_pages, sniff_media_type
-from service.operations import arq_job_id, encode_ranges, page_ranges
-from service.worker_jobs import WorkerState, _end_failed, retry_delay_s
+from service.worker.finish import end_failed
+from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 60.0
-
-
-class DownloadRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
@@ -36,16 +30,16 @@ async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
         async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
             async with open_stream(client, url, allow_private=allow_private) as response:
                 if response.status_code != 200:
-                    raise DownloadRefused("download_failed", f"The URL answered HTTP {response.status_code}.")
+                    raise DownloadFailed(f"The URL answered HTTP {response.status_code}.")
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise DownloadRefused("payload_too_large", "The document is larger than the upload limit.")
+                    raise PayloadTooLarge("The document is larger than the upload limit.")
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise DownloadRefused("payload_too_large", "The document is larger than the upload limit.")
+                        raise PayloadTooLarge("The document is larger than the upload limit.")
                     chunks.append(chunk)
                 return b"".join(chunks)
 
@@ -63,26 +57,21 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         document = await download(
             ref.meta["source_url"], max_bytes=settings.max_upload_bytes, allow_private=settings.allow_private_networks
         )
-    except DownloadRefused as exc:
-        return await _end_failed(state, ref, exc.code, exc.message)
-    except BadRequest as exc:
-        return await _end_failed(state, ref, exc.code, exc.message)
+    except ServiceError as exc:
+        # Refused by the tree's own rules (an internal address, too large, an HTTP error answer): final.
+        return await end_failed(state, ref, exc)
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         if ctx["job_try"] >= settings.max_tries:
-            return await _end_failed(state, ref, "download_failed", f"The download kept failing: {exc}")
+            return await end_failed(state, ref, DownloadFailed(f"The download kept failing: {exc}"))
         raise Retry(defer=retry_delay_s(settings, ctx["job_try"])) from None
-    media_type = sniff_media_type(document[:1024])
-    if media_type is None:
-        return await _end_failed(state, ref, "unsupported_media_type", "The download is not a PDF, PNG, JPEG or TIFF.")
     try:
-        pages_total = await asyncio.to_thread(count_pages, document, media_type)
-        if pages_total > settings.max_pages:
-            raise TooManyPages(f"The document has {pages_total} pages; the limit is {settings.max_pages}.")
-    except DocumentError as exc:
-        return await _end_failed(state, ref, exc.code, exc.message)
+        checked = await check_document(document, max_pages=settings.max_pages)
+    except ServiceError as exc:
+        return await end_failed(state, ref, exc)
+    pages_total = checked.pages_total
     ranges = page_ranges(pages_total, settings.split_pages)
     meta = {
-        "media_type": media_type,
+        "media_type": checked.media_type,
         "content_key": content_key(document, ref.job["options"]),
         "size": str(len(document)),
         "ranges": encode_ranges(ranges),
@@ -99,6 +88,6 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         allowed_from=[RUNNING],
     )
     for first, last in ranges:
-        await state.redis.enqueue_job("ocr_pages", job_id, first, last, _job_id=arq_job_id(job_id, first))
+        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))
     logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
     return "downloaded"

@@ -6,6 +6,8 @@ import asyncio
 import shutil
 import sys
 
+from redis.exceptions import RedisError
+
 from service.connections import redis_client
 from service.ocr import installed_languages
 from settings import Settings
@@ -36,7 +38,7 @@ def check_redis(settings: Settings) -> None:
 
     try:
         asyncio.run(asyncio.wait_for(ping(), timeout=10))
-    except Exception as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         _stop(f"Redis at {_redacted(settings.effective_redis_url)} is not reachable: {exc.__class__.__name__}: {exc}")
 
 

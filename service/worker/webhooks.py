@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 from arq import Retry
 
-from service import metrics
-from service.errors import BadRequest
+from service.errors import ServiceError
 from service.netguard import post
-from service.worker_jobs import WorkerState, retry_delay_s
+from service.ops import metrics
+from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
             )
         if not 200 <= response.status_code < 300:
             error = f"the receiver answered HTTP {response.status_code}"
-    except BadRequest as exc:
+    except ServiceError as exc:
+        # netguard refused the URL (an internal address, no usable host): it will not become acceptable.
         error = exc.message
-        attempt = MAX_DELIVERY_TRIES  # an address we refuse will not become acceptable
+        attempt = MAX_DELIVERY_TRIES
     except (httpx.HTTPError, OSError) as exc:
         error = f"{exc.__class__.__name__}: {exc}"
     if error is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,22 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import routes
-from service.cache import ContentCache
+from service.api import cache, jobs, ops, results, streams
+from service.api.context import Services
+from service.api.openapi import openapi_endpoint
+from service.api.present import error_response
 from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
-from service.events import EventHub
-from service.jobs import JobStore
-from service.metrics import metrics_endpoint
+from service.jobs.cache import ContentCache
+from service.jobs.events import EventHub
+from service.jobs.store import JobStore
 from service.ocr import installed_languages
-from service.openapi import openapi_endpoint
-from service.operations import Services
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("service.access")
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -45,12 +46,12 @@ PAGE_CSP = (
 
 async def service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return routes.error_response(exc)
+    return error_response(exc)
 
 
 async def redis_unavailable(request: Request, exc: Exception) -> Response:
     logger.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return routes.error_response(ServiceUnavailable("Redis is not reachable; retry shortly.", retry_after_s=5))
+    return error_response(ServiceUnavailable("Redis is not reachable; retry shortly.", retry_after_s=5))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -58,7 +59,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
     error = ServiceError(exc.detail or "Request failed.", code=codes.get(exc.status_code, "bad_request"))
     error.status_code = exc.status_code
-    response = routes.error_response(error)
+    response = error_response(error)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -67,7 +68,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error in %s %s", request.method, request.url.path)
     error = ServiceError("The server failed to handle this request.")
-    return routes.error_response(error)
+    return error_response(error)
 
 
 async def index(request: Request) -> Response:
@@ -122,8 +123,38 @@ class SecurityHeaders:
             )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or get_settings()
+ROUTES = [
+    Route("/", index, methods=["GET"]),
+    Route("/dashboard", dashboard, methods=["GET"]),
+    Route("/ops/events", ops.ops_events, methods=["GET"]),
+    Route("/jobs", jobs.create_job, methods=["POST"]),
+    Route("/jobs", jobs.list_jobs, methods=["GET"]),
+    Route("/jobs/{job_id}", jobs.get_job, methods=["GET"]),
+    Route("/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
+    Route("/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
+    Route("/jobs/{job_id}/result", results.get_result, methods=["GET"]),
+    Route("/events", streams.tenant_events, methods=["GET"]),
+    Route("/events/link", streams.feed_link, methods=["GET"]),
+    Route("/cache/stats", cache.cache_stats, methods=["GET"]),
+    Route("/cache", cache.clear_cache, methods=["DELETE"]),
+    Route("/healthz", ops.healthz, methods=["GET"]),
+    Route("/readyz", ops.readyz, methods=["GET"]),
+    Route("/metrics", ops.metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+    Mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static"),
+]
+
+EXCEPTION_HANDLERS = {
+    ServiceError: service_error,
+    RedisConnectionError: redis_unavailable,
+    RedisTimeoutError: redis_unavailable,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}
+
+
+def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
+    """The web process's clients (Redis, the event hub), made at start and closed at shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -151,6 +182,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await hub_redis.aclose()
             await redis.aclose()
 
+    return lifespan
+
+
+def middleware_for(settings: Settings) -> list[Middleware]:
     middleware = [Middleware(SecurityHeaders)]
     if settings.cors_origins:
         middleware.append(
@@ -162,36 +197,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 expose_headers=["Location", "Retry-After"],
             )
         )
+    return middleware
 
-    app_routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/dashboard", dashboard, methods=["GET"]),
-        Route("/ops/events", routes.ops_events, methods=["GET"]),
-        Route("/jobs", routes.create_job, methods=["POST"]),
-        Route("/jobs", routes.list_jobs, methods=["GET"]),
-        Route("/jobs/{job_id}", routes.get_job, methods=["GET"]),
-        Route("/jobs/{job_id}", routes.delete_job, methods=["DELETE"]),
-        Route("/jobs/{job_id}/events", routes.job_events, methods=["GET"]),
-        Route("/jobs/{job_id}/result", routes.get_result, methods=["GET"]),
-        Route("/events", routes.tenant_events, methods=["GET"]),
-        Route("/events/link", routes.feed_link, methods=["GET"]),
-        Route("/cache/stats", routes.cache_stats, methods=["GET"]),
-        Route("/cache", routes.clear_cache, methods=["DELETE"]),
-        Route("/healthz", routes.healthz, methods=["GET"]),
-        Route("/readyz", routes.readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        Mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static"),
-    ]
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
     return Starlette(
-        routes=app_routes,
-        middleware=middleware,
-        lifespan=lifespan,
-        exception_handlers={
-            ServiceError: service_error,
-            RedisConnectionError: redis_unavailable,
-            RedisTimeoutError: redis_unavailable,
-            HTTPException: http_error,
-            Exception: unexpected_error,
-        },
+        routes=ROUTES,
+        middleware=middleware_for(settings),
+        lifespan=lifespan_for(settings),
+        exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -11,6 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.jobs.record import STATUSES
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -25,11 +27,22 @@ ERROR = {
 
 JOB = {
     "type": "object",
-    "required": ["id", "status", "progress", "message", "pages_done", "filename", "options", "cached", "attempt",
-                 "created_at", "links"],
+    "required": [
+        "id",
+        "status",
+        "progress",
+        "message",
+        "pages_done",
+        "filename",
+        "options",
+        "cached",
+        "attempt",
+        "created_at",
+        "links",
+    ],
     "properties": {
         "id": {"type": "string"},
-        "status": {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": list(STATUSES)},
         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "message": {"type": "string"},
         "pages_total": {"type": ["integer", "null"]},
@@ -54,7 +67,10 @@ JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "
 
 def _errors(*statuses: int) -> dict[str, Any]:
     return {
-        str(status): {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        str(status): {
+            "description": "error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
         for status in statuses
     }
 
@@ -116,50 +132,82 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "The tenant's jobs, newest first",
                 "parameters": [
-                    {"name": "status", "in": "query",
-                     "schema": {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled"]}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(STATUSES)},
+                    },
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": _json({"type": "object", "required": ["jobs", "next"],
-                                  "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                                                 "next": {"type": ["string", "null"]}}}),
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["jobs", "next"],
+                            "properties": {
+                                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                                "next": {"type": ["string", "null"]},
+                            },
+                        }
+                    ),
                     **_errors(400, 401, 503),
                 },
             },
         },
         "/jobs/{job_id}": {
-            "get": {"parameters": [JOB_ID], "responses": {"200": _json({"$ref": "#/components/schemas/Job"}),
-                                                          **_errors(401, 404, 503)}},
-            "delete": {"parameters": [JOB_ID], "responses": {
-                "202": _json({"$ref": "#/components/schemas/Job"}, "Cancelling"),
-                "204": {"description": "Deleted"},
-                **_errors(401, 404, 503)}},
+            "get": {
+                "parameters": [JOB_ID],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Job"}), **_errors(401, 404, 503)},
+            },
+            "delete": {
+                "parameters": [JOB_ID],
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Job"}, "Cancelling"),
+                    "204": {"description": "Deleted"},
+                    **_errors(401, 404, 503),
+                },
+            },
         },
         "/jobs/{job_id}/result": {
             "get": {
-                "parameters": [JOB_ID, {"name": "format", "in": "query",
-                                        "schema": {"type": "string", "enum": ["json", "text", "pdf"]}}],
+                "parameters": [
+                    JOB_ID,
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "text", "pdf"]}},
+                ],
                 "responses": {"200": {"description": "The result"}, **_errors(400, 401, 404, 409, 422, 503)},
             }
         },
         "/jobs/{job_id}/events": {
             "get": {
                 "parameters": [JOB_ID, {"name": "token", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "text/event-stream"}, "204": {"description": "Nothing more"},
-                              **_errors(400, 401, 404, 503)},
+                "responses": {
+                    "200": {"description": "text/event-stream"},
+                    "204": {"description": "Nothing more"},
+                    **_errors(400, 401, 404, 503),
+                },
             }
         },
-        "/events": {"get": {"parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}}],
-                            "responses": {"200": {"description": "text/event-stream"}, **_errors(400, 401, 503)}}},
+        "/events": {
+            "get": {
+                "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "text/event-stream"}, **_errors(400, 401, 503)},
+            }
+        },
         "/events/link": {"get": {"responses": {"200": _json({"type": "object"}), **_errors(401)}}},
-        "/cache/stats": {"get": {"responses": {"200": _json({"type": "object", "required": [
-            "entries", "bytes", "hits", "misses", "hit_ratio"]}), **_errors(401, 503)}}},
+        "/cache/stats": {
+            "get": {
+                "responses": {
+                    "200": _json({"type": "object", "required": ["entries", "bytes", "hits", "misses", "hit_ratio"]}),
+                    **_errors(401, 503),
+                }
+            }
+        },
         "/cache": {"delete": {"responses": {"204": {"description": "Emptied"}, **_errors(401, 503)}}},
         "/healthz": {"get": {"security": [], "responses": {"200": _json({"type": "object"})}}},
-        "/readyz": {"get": {"security": [], "responses": {"200": _json({"type": "object"}),
-                                                          "503": _json({"type": "object"})}}},
+        "/readyz": {
+            "get": {"security": [], "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"})}}
+        },
         "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text format"}}}},
     },
 }

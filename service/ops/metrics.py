@@ -17,14 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
-from starlette.requests import Request
-from starlette.responses import Response
 
 from service import keys
+from service.jobs.record import STATUSES
 
 PAGE_SECONDS_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 JOB_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 WORKER_ALIVE_S = 30
 
 
@@ -52,7 +50,7 @@ async def record_job_duration(redis: Redis, seconds: float) -> None:
 
 
 async def record_webhook(redis: Redis, outcome: str) -> None:
-    await redis.hincrby(keys.METRICS, f"webhooks_{outcome}", 1)
+    await redis.hincrby(keys.METRICS, f"webhooks_{outcome}", 1)  # type: ignore[misc]
 
 
 class _Snapshot(Collector):
@@ -85,7 +83,9 @@ class _Snapshot(Collector):
         for outcome in ("delivered", "retried", "failed"):
             webhooks.add_metric([outcome], self.counters.get(f"webhooks_{outcome}", 0))
         yield webhooks
-        yield self._histogram("ocr_page_seconds", "Time to produce one page's text.", "page_seconds", PAGE_SECONDS_BUCKETS)
+        yield self._histogram(
+            "ocr_page_seconds", "Time to produce one page's text.", "page_seconds", PAGE_SECONDS_BUCKETS
+        )
         yield self._histogram("ocr_job_duration_seconds", "Start to end of a job.", "job_seconds", JOB_SECONDS_BUCKETS)
         yield GaugeMetricFamily("ocr_queue_depth", "Units of work waiting in the queue.", value=self.queue_depth)
         yield GaugeMetricFamily(
@@ -95,6 +95,11 @@ class _Snapshot(Collector):
             "ocr_workers_alive", f"Workers with a heartbeat in the last {WORKER_ALIVE_S} s.", value=self.workers
         )
         yield GaugeMetricFamily("ocr_sse_clients", "SSE streams open on this web process.", value=self.sse)
+
+
+async def workers_alive(redis: Redis) -> int:
+    """Workers whose heartbeat (service/worker/lifecycle.py) is younger than WORKER_ALIVE_S."""
+    return int(await redis.zcount(keys.WORKERS, time.time() - WORKER_ALIVE_S, "+inf"))
 
 
 async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
@@ -111,8 +116,8 @@ async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
     return _Snapshot(counters, int(depth), oldest_age_s, int(workers), sse_clients)
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    services = request.state.services
+def exposition(snapshot: _Snapshot) -> tuple[bytes, str]:
+    """The Prometheus text format of one snapshot, and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(await read_snapshot(services.redis, services.hub.clients))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    registry.register(snapshot)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,6 +1,6 @@
-"""Job changes as Server-Sent Events.
+"""Job changes as they happen: one pub/sub subscription per process, fanned out to its streams.
 
-Every change is published by the Lua script in service/jobs.py on one channel. Each web process
+Every change is published by the Lua script in service/jobs/store.py on one channel. Each web process
 holds exactly one subscription to it (`EventHub`) and fans the events out in memory to its streams,
 so Redis connections do not grow with the number of SSE clients.
 
@@ -16,16 +16,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sse_starlette import ServerSentEvent
 
 from service import keys
-from service.jobs import TERMINAL, Job
+from service.jobs.record import TERMINAL, Job
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ SUBSCRIBER_QUEUE_EVENTS = 1000
 FEED_SNAPSHOT_JOBS = 50
 
 
-# Turns a stored job into what clients see (links, field order): see service/routes.py.
+# Turns a stored job into what clients see (links, field order): see service/api/present.py.
 Present = Callable[[Job], dict[str, Any]]
 
 
@@ -154,7 +153,7 @@ class EventHub:
                 delay_s = min(delay_s * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _pump(self, pubsub: Any) -> None:
         idle_s = 0.0
@@ -208,13 +207,6 @@ def _history_entry(raw: bytes) -> tuple[int, str, Job]:
     return int(data["seq"]), data["event"], data["job"]
 
 
-def sse(event_id: int, name: str, payload: dict[str, Any], retry_ms: int | None = None) -> ServerSentEvent:
-    # One line of JSON per event: `data:` lines cannot hold raw newlines.
-    return ServerSentEvent(
-        data=json.dumps(payload, separators=(",", ":")), event=name, id=str(event_id), retry=retry_ms, sep="\n"
-    )
-
-
 async def read_job_backlog(
     redis: Redis, job_id: str, last_event_id: int | None
 ) -> tuple[list[tuple[int, str, Job]], int]:
@@ -238,38 +230,6 @@ async def read_job_backlog(
     return [(seq_now, "status", current)], seq_now
 
 
-async def job_stream(
-    *,
-    subscription: Subscription,
-    backlog: list[tuple[int, str, Job]],
-    present: Present,
-    retry_ms: int,
-) -> AsyncIterator[ServerSentEvent]:
-    """The events of one job: the backlog, then live events, until its terminal event."""
-    last_sent = 0
-    first = True
-    for seq, name, job in backlog:
-        yield sse(seq, name, present(job), retry_ms if first else None)
-        first = False
-        last_sent = seq
-        if job["status"] in TERMINAL:
-            return
-    while True:
-        event = await subscription.next()
-        if event is None:
-            return
-        if event.seq <= last_sent and event.name != "deleted":
-            continue
-        if event.name == "deleted":
-            yield sse(max(last_sent + 1, event.seq), "deleted", {"id": event.job_id}, retry_ms if first else None)
-            return
-        yield sse(event.seq, event.name, event.present_with(present), retry_ms if first else None)
-        first = False
-        last_sent = event.seq
-        if event.terminal:
-            return
-
-
 async def read_feed_backlog(
     redis: Redis, tenant: str, last_event_id: int | None, snapshot: Callable[[], Any]
 ) -> tuple[list[tuple[int, str, Any]], int]:
@@ -286,40 +246,3 @@ async def read_feed_backlog(
             return [entry for entry in history if entry[0] > last_event_id], seq_now
     jobs = await snapshot()
     return [(seq_now, "snapshot", {"jobs": jobs})], seq_now
-
-
-async def feed_stream(
-    *,
-    subscription: Subscription,
-    backlog: list[tuple[int, str, Any]],
-    seq_now: int,
-    present: Present,
-    retry_ms: int,
-) -> AsyncIterator[ServerSentEvent]:
-    """Every change to any of a tenant's jobs; it ends only when the hub drops it."""
-    last_sent = seq_now if not backlog else 0
-    first = True
-    for seq, name, payload in backlog:
-        data: dict[str, Any]
-        if name == "snapshot":
-            data = {"jobs": [present(job) for job in payload["jobs"]]}
-        elif name == "deleted":
-            data = {"id": payload["id"]}
-        else:
-            data = present(payload)
-        yield sse(seq, name, data, retry_ms if first else None)
-        first = False
-        last_sent = max(last_sent, seq)
-    if first:
-        # Nothing to replay: a comment still tells the client the stream is open, and the retry field
-        # rides on it.
-        yield ServerSentEvent(comment="connected", retry=retry_ms, sep="\n")
-    while True:
-        event = await subscription.next()
-        if event is None:
-            return
-        if event.tseq <= last_sent:
-            continue
-        data = {"id": event.job_id} if event.name == "deleted" else event.present_with(present)
-        yield sse(event.tseq, event.name, data)
-        last_sent = event.tseq

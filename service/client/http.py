@@ -28,7 +28,9 @@ import httpx
 from httpx_sse import connect_sse
 
 Job = dict[str, Any]
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# The job statuses of the contract (../shared/API.md); the client imports nothing of the server.
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+TERMINAL = frozenset(STATUSES[2:])
 
 DEFAULT_TIMEOUT_S = 30.0
 # The server sends a `: ping` comment at least every 15 s: a stream silent for longer than this is dead.

@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sse_starlette import ServerSentEvent
+from redis.asyncio import Redis
 
-from service.events import sse
-from service.metrics import read_snapshot
-from service.operations import Services
+from service.jobs.record import CANCELLED, COMPLETED, FAILED, QUEUED
+from service.ops.metrics import read_snapshot
 
 SAMPLE_INTERVAL_S = 2.0
 RATE_WINDOW_S = 60.0
+# Jobs entering `running` are not shown: a resumed range enters it again, so the count says little.
+DASHBOARD_STATUSES = (QUEUED, COMPLETED, FAILED, CANCELLED)
 
 
 def _rates(samples: deque[tuple[float, dict[str, float]]], now: float, counters: dict[str, float]) -> dict[str, float]:
@@ -35,22 +36,20 @@ def _rates(samples: deque[tuple[float, dict[str, float]]], now: float, counters:
     }
 
 
-async def dashboard_stream(services: Services) -> AsyncIterator[ServerSentEvent]:
+async def dashboard_figures(redis: Redis, sse_clients: Callable[[], int]) -> AsyncIterator[dict[str, Any]]:
+    """The view's figures, every SAMPLE_INTERVAL_S, for as long as the caller reads them."""
     samples: deque[tuple[float, dict[str, float]]] = deque()
-    sequence = 0
     while True:
-        snapshot = await read_snapshot(services.redis, services.hub.clients)
+        snapshot = await read_snapshot(redis, sse_clients())
         counters = snapshot.counters
-        sequence += 1
         figures: dict[str, Any] = {
             "workers_alive": snapshot.workers,
             "queue_depth": snapshot.queue_depth,
             "oldest_queued_s": round(snapshot.oldest_age_s, 1),
-            "jobs": {status: int(counters.get(f"jobs_{status}", 0)) for status in
-                     ("queued", "completed", "failed", "cancelled")},
+            "jobs": {status: int(counters.get(f"jobs_{status}", 0)) for status in DASHBOARD_STATUSES},
             "pages": {"ocr": int(counters.get("pages_ocr", 0)), "text-layer": int(counters.get("pages_text-layer", 0))},
             "sse_clients": snapshot.sse,
             **_rates(samples, time.monotonic(), counters),
         }
-        yield sse(sequence, "stats", figures, services.settings.sse_retry_ms if sequence == 1 else None)
+        yield figures
         await asyncio.sleep(SAMPLE_INTERVAL_S)

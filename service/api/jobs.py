@@ -1,0 +1,113 @@
+"""`/jobs`: submit (with the optional synchronous wait), read, list, cancel and delete jobs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.api.auth import tenant_from_header
+from service.api.context import Services, services_of
+from service.api.present import json_response, present
+from service.api.uploads import read_submission
+from service.errors import BadRequest
+from service.jobs import control
+from service.jobs.record import ACTIVE, COMPLETED, STATUSES, Job
+from service.jobs.results import load_result
+from service.jobs.submit import submit
+
+MAX_WAIT_S = 25
+LIST_LIMIT_DEFAULT = 50
+LIST_LIMIT_MAX = 200
+
+
+async def create_job(request: Request) -> Response:
+    services = services_of(request)
+    tenant = tenant_from_header(request, services.settings)
+    wait_s = _wait_param(request)
+    submission = await read_submission(
+        request, max_bytes=services.settings.max_upload_bytes, installed_langs=services.installed_langs
+    )
+    job, cached = await submit(services.settings, services.store, services.cache, tenant, submission)
+    location = {"Location": f"/jobs/{job['id']}"}
+    if cached:
+        body = present(services, tenant, job)
+        if wait_s is not None:
+            body["result"] = await load_result(services.redis, job["id"])
+        return json_response(body, 200, location)
+    if wait_s:
+        ended = await _wait_unless_disconnected(request, services, job["id"], wait_s)
+        if ended is not None:
+            body = present(services, tenant, ended)
+            if ended["status"] == COMPLETED:
+                body["result"] = await load_result(services.redis, job["id"])
+            return json_response(body, 200, location)
+    return json_response(present(services, tenant, job), 202, location)
+
+
+def _wait_param(request: Request) -> float | None:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = -1
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT_S}.")
+    return wait_s
+
+
+async def _wait_unless_disconnected(request: Request, services: Services, job_id: str, wait_s: float) -> Job | None:
+    """Wait for the job to end; a client that goes away stops the wait (the job itself carries on)."""
+    waiter = asyncio.create_task(control.wait_for_end(services.hub, services.store, job_id, wait_s))
+    try:
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.5)
+            if not waiter.done() and await request.is_disconnected():
+                return None
+        return waiter.result()
+    finally:
+        waiter.cancel()
+
+
+async def get_job(request: Request) -> Response:
+    services = services_of(request)
+    tenant = tenant_from_header(request, services.settings)
+    ref = await services.store.get_for_tenant(request.path_params["job_id"], tenant)
+    return json_response(present(services, tenant, ref.job))
+
+
+async def delete_job(request: Request) -> Response:
+    services = services_of(request)
+    tenant = tenant_from_header(request, services.settings)
+    ref = await services.store.get_for_tenant(request.path_params["job_id"], tenant)
+    if ref.job["status"] in ACTIVE:
+        job = await control.cancel(services.store, ref)
+        return json_response(present(services, tenant, job), 202)
+    await control.delete(services.store, services.cache, ref)
+    return Response(status_code=204)
+
+
+async def list_jobs(request: Request) -> Response:
+    services = services_of(request)
+    tenant = tenant_from_header(request, services.settings)
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}.")
+    limit_raw = request.query_params.get("limit", str(LIST_LIMIT_DEFAULT))
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= LIST_LIMIT_MAX:
+        raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}.")
+    cursor_raw = request.query_params.get("cursor")
+    try:
+        cursor = float(cursor_raw) if cursor_raw else None
+    except ValueError:
+        raise BadRequest("cursor is not one this server handed out.") from None
+    jobs, next_cursor = await services.store.list_for_tenant(tenant, status=status, limit=int(limit_raw), cursor=cursor)
+    return json_response(
+        {
+            "jobs": [present(services, tenant, job) for job in jobs],
+            "next": None if next_cursor is None else str(int(next_cursor)),
+        }
+    )

@@ -1,0 +1,77 @@
+"""What a client does to a job once it is submitted: wait for its end, cancel it, delete it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from arq.constants import default_queue_name, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+
+from service import keys
+from service.jobs.cache import ContentCache
+from service.jobs.events import EventHub
+from service.jobs.record import ACTIVE, CANCELLED, TERMINAL, Job, JobRef, utc_now
+from service.jobs.store import JobStore
+from service.jobs.units import download_arq_id, range_arq_id, stored_ranges
+
+logger = logging.getLogger(__name__)
+
+
+async def wait_for_end(hub: EventHub, store: JobStore, job_id: str, timeout_s: float) -> Job | None:
+    """The job once it ends within `timeout_s`, else None. Waits on the job's own events, no polling."""
+    with hub.job(job_id) as subscription:
+        ref = await store.get(job_id)
+        if ref is None:
+            return None
+        if ref.job["status"] in TERMINAL:
+            return ref.job
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    event = await subscription.next()
+                    if event is None:
+                        return None
+                    if event.terminal:
+                        return event.job
+        except TimeoutError:
+            return None
+
+
+async def cancel(store: JobStore, ref: JobRef) -> Job:
+    """Stop a queued or running job. Its units still waiting in arq's queue are taken out at once; units
+    in work are stopped by their workers (service/worker/lease.py), Tesseract processes included."""
+    redis = store.redis
+    job_id = ref.job["id"]
+    await redis.set(keys.cancel(job_id), b"1", ex=store.ttl_s)
+    await redis.publish(keys.CANCEL_CHANNEL, job_id)
+    arq_ids = [range_arq_id(job_id, first) for first, _ in stored_ranges(ref.meta)]
+    arq_ids.append(download_arq_id(job_id))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(default_queue_name, *arq_ids)
+        pipe.delete(*(job_key_prefix + a for a in arq_ids), *(retry_key_prefix + a for a in arq_ids))
+        for arq_id in arq_ids:
+            pipe.exists(in_progress_key_prefix + arq_id)
+        in_progress = any((await pipe.execute())[2:])
+    if in_progress:
+        logger.info("job %s tenant=%s cancel requested while running", job_id, ref.tenant)
+    else:
+        # Nothing is in work: no worker will end the job, so it ends here.
+        cancelled = await store.change(
+            job_id,
+            ref.tenant,
+            {"status": CANCELLED, "message": "Cancelled", "finished_at": utc_now()},
+            allowed_from=list(ACTIVE),
+        )
+        if cancelled is not None:
+            logger.info("job %s tenant=%s cancelled while %s", job_id, ref.tenant, ref.job["status"])
+    current = await store.get(job_id)
+    return current.job if current is not None else ref.job
+
+
+async def delete(store: JobStore, cache: ContentCache, ref: JobRef) -> None:
+    assert ref.job["status"] not in ACTIVE
+    content = ref.meta.get("content_key")
+    if content:
+        await cache.forget_job(ref.tenant, content, ref.job["id"])
+    await store.delete(ref.job["id"], ref.tenant)
+    logger.info("job %s tenant=%s deleted", ref.job["id"], ref.tenant)

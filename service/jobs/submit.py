@@ -1,0 +1,116 @@
+"""Submitting a document: the quota, the cache, storing the job and queueing its units. It never OCRs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from service import netguard
+from service.errors import ServiceUnavailable, TooManyJobs
+from service.jobs.cache import ContentCache, content_key
+from service.jobs.documents import check_document
+from service.jobs.record import FAILED, QUEUED, Job, new_job, new_job_id, utc_now
+from service.jobs.store import JobStore
+from service.jobs.units import (
+    FETCH_DOCUMENT,
+    OCR_PAGES,
+    download_arq_id,
+    encode_ranges,
+    page_ranges,
+    range_arq_id,
+)
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a client sent, already parsed and validated by the web (service/api/uploads.py)."""
+
+    document: bytes | None  # None when the worker is to download `source_url`
+    filename: str
+    options: dict[str, Any]  # lang, dpi, force_ocr: what the job object shows
+    webhook_url: str | None
+    source_url: str | None
+
+
+async def submit(
+    settings: Settings, store: JobStore, cache: ContentCache, tenant: str, submission: Submission
+) -> tuple[Job, bool]:
+    """Store and enqueue a document; returns the job and whether it came from the cache."""
+    if await store.active_count(tenant) >= settings.max_active_jobs:
+        raise TooManyJobs(
+            f"This tenant already has {settings.max_active_jobs} queued or running jobs; retry when some finish.",
+            retry_after_s=5,
+        )
+    meta: dict[str, str] = {}
+    # Refuse internal addresses now, with a 400 the client sees; the worker checks again when it connects.
+    for url in (submission.webhook_url, submission.source_url):
+        if url is not None:
+            await netguard.resolve(url, allow_private=settings.allow_private_networks)
+    if submission.webhook_url:
+        meta["webhook_url"] = submission.webhook_url
+    if submission.document is None:
+        return await _submit_url(store, tenant, submission, meta), False
+
+    document = submission.document
+    checked = await check_document(document, max_pages=settings.max_pages)
+    key = content_key(document, submission.options)
+    meta |= {"media_type": checked.media_type, "content_key": key, "size": str(len(document))}
+    source_id = await cache.lookup(tenant, key)
+    if source_id is not None:
+        cached = await cache.serve_hit(source_id, tenant=tenant, filename=submission.filename, meta=meta)
+        if cached is not None:
+            logger.info("job %s tenant=%s completed from cache of %s", cached["id"], tenant, source_id)
+            return cached, True
+
+    job = new_job(
+        new_job_id(), filename=submission.filename, options=submission.options, pages_total=checked.pages_total
+    )
+    ranges = page_ranges(checked.pages_total, settings.split_pages)
+    meta["ranges"] = encode_ranges(ranges)
+    job = await store.create(job, tenant=tenant, meta=meta, document=document)
+    calls = [(OCR_PAGES, (job["id"], first, last), range_arq_id(job["id"], first)) for first, last in ranges]
+    await _enqueue_or_fail(store, job, tenant, calls)
+    logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, checked.pages_total, len(document))
+    return job, False
+
+
+async def _submit_url(store: JobStore, tenant: str, submission: Submission, meta: dict[str, str]) -> Job:
+    assert submission.source_url is not None
+    job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=None)
+    job["message"] = "Queued for download"
+    meta["source_url"] = submission.source_url
+    job = await store.create(job, tenant=tenant, meta=meta, document=None)
+    await _enqueue_or_fail(store, job, tenant, [(FETCH_DOCUMENT, (job["id"],), download_arq_id(job["id"]))])
+    logger.info("job %s tenant=%s queued for download", job["id"], tenant)
+    return job
+
+
+async def _enqueue_or_fail(
+    store: JobStore, job: Job, tenant: str, calls: Sequence[tuple[str, tuple[object, ...], str]]
+) -> None:
+    redis = store.redis
+    assert isinstance(redis, ArqRedis)
+    try:
+        for function, args, arq_id in calls:
+            await redis.enqueue_job(function, *args, _job_id=arq_id)
+    except Exception:
+        # A job that is recorded but not queued would wait forever: fail it where clients can see it.
+        await store.change(
+            job["id"],
+            tenant,
+            {
+                "status": FAILED,
+                "message": "Could not be queued",
+                "error": {"code": ServiceUnavailable.code, "message": "The job could not be queued."},
+                "finished_at": utc_now(),
+            },
+            allowed_from=[QUEUED],
+        )
+        raise

@@ -1,0 +1,62 @@
+"""The cleanup cron: prune index entries of expired jobs, and put back active jobs that lost their
+queue entries, so that nothing stays stuck."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from arq.constants import default_queue_name, in_progress_key_prefix
+
+from service import keys
+from service.jobs.record import TERMINAL, JobRef
+from service.jobs.units import FETCH_DOCUMENT, OCR_PAGES, download_arq_id, range_arq_id, stored_ranges
+from service.worker.state import WorkerState
+
+logger = logging.getLogger(__name__)
+
+
+async def cleanup(ctx: dict[str, Any]) -> None:
+    """Cron: prune index entries whose jobs expired, and re-queue active jobs that lost their queue entry
+    (their arq job expired or was dropped), so nothing stays stuck."""
+    state: WorkerState = ctx["state"]
+    redis = state.redis
+    await redis.zremrangebyscore(keys.WORKERS, "-inf", time.time() - 300)
+    async for index_key in redis.scan_iter(match=keys.tenant_jobs("*"), count=200):
+        members = [m.decode() for m in await redis.zrange(index_key, 0, -1)]
+        for chunk_start in range(0, len(members), 500):
+            chunk = members[chunk_start : chunk_start + 500]
+            exists = await redis.mget([keys.job(m) for m in chunk])
+            gone = [m for m, raw in zip(chunk, exists, strict=True) if raw is None]
+            if gone:
+                await redis.zrem(index_key, *gone)
+    async for active_key in redis.scan_iter(match=keys.tenant_active("*"), count=200):
+        for member in [m.decode() for m in await redis.smembers(active_key)]:  # type: ignore[misc]
+            ref = await state.store.get(member)
+            if ref is None or ref.job["status"] in TERMINAL:
+                await redis.srem(active_key, member)  # type: ignore[misc]
+            else:
+                await _requeue_if_lost(state, ref)
+
+
+async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
+    job_id = ref.job["id"]
+    ranges = stored_ranges(ref.meta)
+    # No ranges yet: a URL submission whose download job is the one to look for.
+    arq_ids = [range_arq_id(job_id, first) for first, _ in ranges] or [download_arq_id(job_id)]
+    async with state.redis.pipeline(transaction=False) as pipe:
+        for arq_id in arq_ids:
+            pipe.zscore(default_queue_name, arq_id)
+            pipe.exists(in_progress_key_prefix + arq_id)
+        answers = await pipe.execute()
+    if any(answers):
+        return
+    logger.warning("job %s tenant=%s lost its queue entries; re-queueing", job_id, ref.tenant)
+    if not ranges:
+        await state.redis.enqueue_job(FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id))
+        return
+    done = {r.decode() for r in await state.redis.smembers(keys.ranges(job_id))}  # type: ignore[misc]
+    missing = [r for r in ranges if f"{r[0]}-{r[1]}" not in done] or ranges[-1:]
+    for first, last in missing:
+        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))

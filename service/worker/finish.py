@@ -1,0 +1,122 @@
+"""How a job ends: assembling its result exactly once, or failing or cancelling it, then its webhook."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from service import keys
+from service.errors import ServiceError
+from service.jobs.record import ACTIVE, CANCELLED, COMPLETED, FAILED, RUNNING, JobRef, utc_now
+from service.jobs.units import DELIVER_WEBHOOK, webhook_arq_id
+from service.ops import metrics
+from service.worker.state import WorkerState
+
+logger = logging.getLogger(__name__)
+
+
+async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
+    job_id, tenant = ref.job["id"], ref.tenant
+    total = ref.job["pages_total"]
+    if await state.redis.hlen(keys.pages(job_id)) < total:  # type: ignore[misc]
+        return "range-done"
+    refused = await _claim_assembly(state, job_id)
+    if refused is not None:
+        return refused
+    result = await _assemble_result(state, ref)
+    ttl_s = state.settings.result_ttl_s
+    await state.redis.set(keys.result(job_id), json.dumps(result), ex=ttl_s)
+    # The cache entry goes in before the completion is published: a client that resubmits the moment it
+    # hears "completed" must hit. (A lookup only serves completed jobs, so an entry that is early is harmless.)
+    if ref.meta.get("content_key"):
+        await state.cache.remember(tenant, ref.meta["content_key"], job_id)
+    completed = await state.store.change(
+        job_id,
+        tenant,
+        {"status": COMPLETED, "progress": 100, "pages_done": total, "message": "Completed", "finished_at": utc_now()},
+        allowed_from=[RUNNING],
+    )
+    if completed is None:
+        return "not-completed"
+    # Everything the job stored now lives RESULT_TTL from its end.
+    async with state.redis.pipeline(transaction=False) as pipe:
+        for key in keys.job_keys(job_id):
+            pipe.expire(key, ttl_s)
+        await pipe.execute()
+    await metrics.record_job_duration(state.redis, result["duration_ms"] / 1000)
+    await _after_end(state, ref)
+    logger.info("job %s tenant=%s completed: %d pages in %d ms", job_id, tenant, total, result["duration_ms"])
+    return COMPLETED
+
+
+async def _claim_assembly(state: WorkerState, job_id: str) -> str | None:
+    """None when this worker is to assemble the result, else why not.
+
+    Several ranges may find the document complete at once; exactly one assembles it. The claim lapses
+    like a lease: should its holder die mid-assembly, the cleanup cron's re-queued range takes over
+    (and the completion itself is guarded, so a result is never published twice).
+    """
+    claimed = await state.redis.set(keys.finalize(job_id), state.worker_id, nx=True, ex=state.settings.lease_s * 3)
+    if claimed:
+        return None
+    current = await state.store.get(job_id)
+    if current is not None and current.job["status"] == COMPLETED:
+        return COMPLETED
+    holder = await state.redis.get(keys.finalize(job_id))
+    if holder is not None and holder.decode() != state.worker_id:
+        return "finalizing-elsewhere"
+    return None
+
+
+async def _assemble_result(state: WorkerState, ref: JobRef) -> dict[str, Any]:
+    """The result object from the stored pages, in page order."""
+    job_id = ref.job["id"]
+    raw_pages = await state.redis.hgetall(keys.pages(job_id))  # type: ignore[misc]
+    pages = sorted((json.loads(raw) for raw in raw_pages.values()), key=lambda p: p["number"])
+    current = await state.store.get(job_id)
+    started_at = (current.job["started_at"] if current else None) or utc_now()
+    duration_ms = int((datetime.now().astimezone() - datetime.fromisoformat(started_at)).total_seconds() * 1000)
+    return {
+        "id": job_id,
+        "text": "\f".join(p["text"] for p in pages),
+        "pages": pages,
+        "pages_total": ref.job["pages_total"],
+        "lang": ref.job["options"]["lang"],
+        "duration_ms": max(duration_ms, 0),
+    }
+
+
+async def end_failed(state: WorkerState, ref: JobRef, error: ServiceError) -> str:
+    """Fail the job with `error`'s code and message (a code of service/errors.py's tree)."""
+    ended = await state.store.change(
+        ref.job["id"],
+        ref.tenant,
+        {"status": FAILED, "message": "Failed", "error": error.to_dict(), "finished_at": utc_now()},
+        allowed_from=list(ACTIVE),
+    )
+    if ended is not None:
+        logger.info("job %s tenant=%s failed: %s", ref.job["id"], ref.tenant, error.code)
+        await _after_end(state, ref)
+    return FAILED
+
+
+async def end_cancelled(state: WorkerState, ref: JobRef) -> str:
+    ended = await state.store.change(
+        ref.job["id"],
+        ref.tenant,
+        {"status": CANCELLED, "message": "Cancelled", "finished_at": utc_now()},
+        allowed_from=list(ACTIVE),
+    )
+    if ended is not None:
+        logger.info("job %s tenant=%s cancelled while running", ref.job["id"], ref.tenant)
+        # Other ranges of the document stop too: they see the flag through their lease.
+        await _after_end(state, ref)
+    return CANCELLED
+
+
+async def _after_end(state: WorkerState, ref: JobRef) -> None:
+    """Side effects of a job's end that run once: the webhook."""
+    if ref.meta.get("webhook_url"):
+        await state.redis.enqueue_job(DELIVER_WEBHOOK, ref.job["id"], _job_id=webhook_arq_id(ref.job["id"]))

@@ -1,0 +1,97 @@
+"""The worker's start and stop, and what runs beside its jobs: the heartbeat and the cancel listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from service import keys
+from service.connections import redis_client
+from service.jobs.cache import ContentCache
+from service.jobs.store import JobStore
+from service.worker.page_pool import PagePool
+from service.worker.state import WorkerState
+from settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 10
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    redis = redis_client(settings, ride_out_outages=True)
+    store = JobStore(redis, ttl_s=settings.result_ttl_s)
+    pages = PagePool(settings.ocr_concurrency, memory_bytes=settings.page_memory_mb * 1024 * 1024)
+    await pages.start()
+    state = WorkerState(
+        settings=settings,
+        redis=redis,
+        store=store,
+        cache=ContentCache(redis, store),
+        pages=pages,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+        scratch=Path(tempfile.mkdtemp(prefix="ocr-worker-")),
+    )
+    state.background = [
+        asyncio.create_task(_heartbeat(state), name="heartbeat"),
+        asyncio.create_task(_listen_for_cancels(state), name="cancel-listener"),
+    ]
+    ctx["state"] = state
+    logger.info("worker %s started: %d OCR slots", state.worker_id, settings.ocr_concurrency)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    state: WorkerState | None = ctx.get("state")
+    if state is None:
+        return
+    for task in state.background:
+        task.cancel()
+    await asyncio.gather(*state.background, return_exceptions=True)
+    with contextlib.suppress(RedisError, OSError):
+        await state.redis.zrem(keys.WORKERS, state.worker_id)
+    await state.pages.close()
+    shutil.rmtree(state.scratch, ignore_errors=True)
+    await state.redis.aclose()
+    logger.info("worker %s stopped", state.worker_id)
+
+
+async def _heartbeat(state: WorkerState) -> None:
+    while True:
+        with contextlib.suppress(RedisError, OSError):
+            await state.redis.zadd(keys.WORKERS, {state.worker_id: time.time()})
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def _listen_for_cancels(state: WorkerState) -> None:
+    """Stop local page work the moment a client cancels its job (see service/jobs/control.py)."""
+    listener = redis_client(state.settings, socket_timeout_s=None)
+    try:
+        while True:
+            pubsub = listener.pubsub()
+            try:
+                await pubsub.subscribe(keys.CANCEL_CHANNEL)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is None:
+                        await pubsub.ping()
+                    elif message["type"] == "message":
+                        state.cancel_local(message["data"].decode())
+            except (RedisError, OSError):
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    finally:
+        await listener.aclose()
