@@ -19,10 +19,10 @@ function readStoredKey() {
   }
 }
 
-// The key requests send. Kept here as well as in sessionStorage, which can be disabled.
-let currentKey = readStoredKey();
-// Set once by the entry module: a 401 must lock the whole page, which this module knows nothing of.
-let onUnauthorized = () => {};
+// `key` is what requests send: kept here as well as in sessionStorage, which can be disabled.
+// `onUnauthorized` is set once by the entry module: a 401 locks the whole page, which this module knows
+// nothing of.
+const session = { key: readStoredKey(), onUnauthorized: () => {} };
 
 export function setKey(key) {
   try {
@@ -31,11 +31,11 @@ export function setKey(key) {
   } catch (_) {
     // Storage can be disabled; the key then lasts until the page is closed.
   }
-  currentKey = key;
+  session.key = key;
 }
 
 export function whenUnauthorized(handler) {
-  onUnauthorized = handler;
+  session.onUnauthorized = handler;
 }
 
 async function errorOf(response) {
@@ -55,7 +55,7 @@ async function errorOf(response) {
 
 export async function api(path, init) {
   const headers = new Headers((init && init.headers) || {});
-  const sentKey = currentKey;
+  const sentKey = session.key;
   if (sentKey) headers.set("Authorization", "Bearer " + sentKey);
   let response;
   try {
@@ -66,7 +66,7 @@ export async function api(path, init) {
   if (response.ok) return response;
   const error = await errorOf(response);
   // Without a key sent, the server's "key needed" is no error of the person's: ask without a message.
-  if (response.status === 401) onUnauthorized(sentKey ? error.message : "");
+  if (response.status === 401) session.onUnauthorized(sentKey ? error.message : "");
   throw error;
 }
 
