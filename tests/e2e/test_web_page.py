@@ -3,6 +3,7 @@ the event feed (never polling), results, downloads, cancel, delete, reload, erro
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import uuid
@@ -13,13 +14,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
+    FilePayload,
     Locator,
     Page,
     Request,
+    Route,
     ViewportSize,
     async_playwright,
     expect,
@@ -342,3 +346,136 @@ async def test_a_server_with_api_keys_asks_for_one(browser: Browser, redis_serve
         tab.assert_no_polling(page_loads=4)
         tab.assert_no_errors()
         await page.context.close()
+
+
+# Counts rows added to and removed from the job list (direct children only), and the most it ever held.
+RECORD_ROW_TURNOVER = """() => {
+  const list = document.getElementById("job-list");
+  window.rowTurnover = {added: 0, removed: 0, most: list.children.length};
+  new MutationObserver((records) => {
+    for (const record of records) {
+      window.rowTurnover.added += record.addedNodes.length;
+      window.rowTurnover.removed += record.removedNodes.length;
+    }
+    window.rowTurnover.most = Math.max(window.rowTurnover.most, list.children.length);
+  }).observe(list, {childList: true});
+}"""
+
+
+async def test_files_sharing_a_name_or_cleaned_by_the_server_each_keep_their_own_row(
+    browser: Browser, live_service: Service, tmp_path: Path
+) -> None:
+    # Two different documents both called twin.pdf, and one whose name the server cleans (the path and the
+    # control characters go): none can be told from its job by the file name. Each is told apart by a word
+    # typeset in it (plain words, which OCR reads reliably); the reference only makes its bytes unique.
+    words = ["Harbour", "Meadow", "Lantern"]
+
+    def payload(name: str, word: str, pages: int = 1) -> FilePayload:
+        lines = [f"The {word} document", f"Reference {uuid.uuid4().hex[:8]}"]
+        return FilePayload(name=name, mimeType="application/pdf", buffer=scanned_pdf([scan(lines)] * pages))
+
+    files = [
+        payload("twin.pdf", words[0]),
+        payload("twin.pdf", words[1], pages=2),
+        payload("scans\\2026/\x07cleaned\x1f.pdf", words[2]),
+    ]
+    tab = await open_tab(browser, live_service)
+    page = tab.page
+    await expect_live(page)
+    before = await page.locator("#job-list > li.job").count()
+    await page.evaluate(RECORD_ROW_TURNOVER)
+
+    await page.set_input_files("#file-input", files)
+    # Each upload's row is put on top, the last file first, and stays where it is as its job goes on.
+    rows = [page.locator("#job-list > li.job").nth(i) for i in range(3)]
+    for row in rows:
+        await expect(row).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
+    await expect(page.locator("#job-list > li.job")).to_have_count(before + 3)
+    turnover = await page.evaluate("() => window.rowTurnover")
+    assert turnover == {"added": 3, "removed": 0, "most": before + 3}, (
+        f"the uploads' rows were not the rows of their jobs: {turnover}"
+    )
+    await expect(rows[0].locator(".job-name")).to_have_text("cleaned.pdf")
+    await expect(rows[1].locator(".job-name")).to_have_text("twin.pdf")
+    await expect(rows[2].locator(".job-name")).to_have_text("twin.pdf")
+    await expect(rows[0].locator(".job-detail")).to_contain_text("1 of 1 page")
+    await expect(rows[1].locator(".job-detail")).to_contain_text("2 of 2 pages")
+    await expect(rows[2].locator(".job-detail")).to_contain_text("1 of 1 page")
+    ids = [await row.get_attribute("data-id") for row in rows]
+    assert len(set(ids)) == 3 and all(ids), ids
+
+    # Each row opens its own document's result.
+    expected = [("cleaned.pdf", words[2], 1), ("twin.pdf", words[1], 2), ("twin.pdf", words[0], 1)]
+    for row, (name, word, pages) in zip(rows, expected):
+        await row.get_by_role("button", name=f"Open result of {name}").click()
+        dialog = page.get_by_role("dialog", name=name)
+        await expect(dialog.get_by_label("Text of page 1")).to_contain_text(word)
+        await expect(dialog.locator("#result-summary")).to_contain_text(f"{pages} page")
+        shown = await dialog.locator(".page-text").all_text_contents()
+        assert len(shown) == pages and all(word in text for text in shown), shown
+        assert not any(other in text for text in shown for other in words if other != word), shown
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+
+    # After a reload the feed alone rebuilds the list: still one row for each job.
+    await page.reload()
+    await expect_live(page)
+    for job_id in ids:
+        await expect(page.locator(f'#job-list > li.job[data-id="{job_id}"]')).to_have_count(1)
+    await expect(job_row(page, "twin.pdf")).to_have_count(2)
+
+    tab.assert_no_polling(page_loads=2)
+    tab.assert_no_errors()
+    await page.context.close()
+
+
+async def test_an_upload_keeps_its_row_when_the_feed_tells_of_its_job_before_the_answer(
+    browser: Browser, live_service: Service, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tab = await open_tab(browser, live_service)
+    page = tab.page
+    await expect_live(page)
+    await page.evaluate(RECORD_ROW_TURNOVER)
+    # The page's POST /jobs is answered late, so the feed's news of the job always comes first. Chromium does
+    # not hand a File's bytes to an intercepted request, so the same upload is made here and its answer held.
+    delay_s = {"value": 2.0}
+    uploading: dict[str, Path] = {}
+    sent = asyncio.Event()
+
+    async def answer_late(route: Route) -> None:
+        document = uploading["file"]
+        answer = await client.post("/jobs", files={"file": (document.name, document.read_bytes(), "application/pdf")})
+        sent.set()
+        await asyncio.sleep(delay_s["value"])
+        await route.fulfill(status=answer.status_code, content_type="application/json", body=answer.content)
+
+    await page.route(re.compile(r".*/jobs"), answer_late)
+    mine = scan_file(tmp_path, ["Uploaded from the page"], prefix="mine")
+    uploading["file"] = mine
+    await page.set_input_files("#file-input", mine)
+    await sent.wait()
+    # Meanwhile a job comes from elsewhere (the API), its feed news amid the page's wait for its answer.
+    elsewhere = scan_file(tmp_path, ["Sent over the API"], prefix="elsewhere")
+    posted = await client.post("/jobs", files={"file": (elsewhere.name, elsewhere.read_bytes(), "application/pdf")})
+    assert posted.status_code == 202, posted.text
+
+    for name in (mine.name, elsewhere.name):
+        await expect(job_row(page, name)).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
+    turnover = await page.evaluate("() => window.rowTurnover")
+    assert (turnover["added"], turnover["removed"]) == (2, 0), turnover
+    await expect(job_row(page, elsewhere.name)).to_have_attribute("data-id", posted.json()["id"])
+
+    # An answer later than the page waits for: the job shows at once in a row of its own, and the upload's
+    # row goes when the answer comes, leaving one row for the job.
+    delay_s["value"] = 5.0
+    late = scan_file(tmp_path, ["An answer that comes late"], prefix="late")
+    uploading["file"] = late
+    await page.set_input_files("#file-input", late)
+    shown = page.locator("li.job[data-id]", has=page.locator(".job-name", has_text=late.name))
+    await expect(shown).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
+    await expect(page.locator("#job-list > li.pending")).to_have_count(0, timeout=10_000)
+    await expect(job_row(page, late.name)).to_have_count(1)
+
+    tab.assert_no_polling(page_loads=1)
+    tab.assert_no_errors()
+    await page.context.close()
