@@ -203,7 +203,11 @@ def child_main() -> None:
     protocol_out = sys.stdout.buffer
     # stdout carries the protocol: anything a library prints goes to stderr instead.
     sys.stdout = sys.stderr
-    _serve(sys.stdin.buffer, protocol_out)
+    try:
+        _serve(sys.stdin.buffer, protocol_out)
+    except BrokenPipeError:
+        # The worker died (SIGKILL) while this page ran: nobody is left to answer, nothing to report.
+        os._exit(0)
 
 
 if __name__ == "__main__":
