@@ -125,6 +125,11 @@ def service_env(redis_url: str, **overrides: str) -> dict[str, str]:
     return env
 
 
+# Every Service started in this session, so the e2e fixture (tests/e2e/conftest.py) can read what each
+# one logged during a test.
+SERVICES: list[Service] = []
+
+
 @dataclass
 class Service:
     """A running web process and its workers."""
@@ -135,6 +140,8 @@ class Service:
     logdir: Path
     web: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Processes that ignored SIGTERM and had to be killed: a hang the test must not pass over.
+    killed: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -187,6 +194,7 @@ class Service:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+                self.killed.append(" ".join(str(a) for a in process.args))  # type: ignore[union-attr]
 
 
 _next_db = iter(range(2, 64))
@@ -200,6 +208,7 @@ def run_service(redis_server: RedisServer, *, workers: int = 1, **env: str) -> I
     port = free_port()
     db = next(_next_db)
     service = Service(redis_server, service_env(redis_server.db_url(db), PORT=str(port), **env), port, logdir)
+    SERVICES.append(service)
     try:
         service.start_web()
         for _ in range(workers):
@@ -208,6 +217,8 @@ def run_service(redis_server: RedisServer, *, workers: int = 1, **env: str) -> I
         yield service
     finally:
         service.stop()
+    if service.killed:
+        raise AssertionError(f"SIGTERM did not stop {service.killed}: it had to be killed; logs in {logdir}")
 
 
 @pytest.fixture(scope="session")

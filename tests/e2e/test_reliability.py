@@ -167,6 +167,7 @@ async def test_document_errors_fail_at_once_without_retries(live_service: Servic
             assert final["attempt"] == 1
 
 
+@pytest.mark.expects_unavailable
 async def test_redis_outage_answers_503_and_everything_recovers() -> None:
     redis_server = start_redis()
     try:
