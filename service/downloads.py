@@ -16,6 +16,7 @@ from service.jobs import QUEUED, RUNNING, TERMINAL
 from service.netguard import open_stream
 from service.ocr import count_pages, sniff_media_type
 from service.operations import arq_job_id, encode_ranges, page_ranges
+from service.params import MAX_NUMBER_CHARS, ascii_int
 from service.worker_jobs import WorkerState, _end_failed, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
             async with open_stream(client, url, allow_private=allow_private) as response:
                 if response.status_code != 200:
                     raise DownloadRefused("download_failed", f"The URL answered HTTP {response.status_code}.")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
+                declared = ascii_int(response.headers.get("content-length", ""), MAX_NUMBER_CHARS)
+                if declared is not None and declared > max_bytes:
                     raise DownloadRefused("payload_too_large", "The document is larger than the upload limit.")
                 chunks: list[bytes] = []
                 size = 0

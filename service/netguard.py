@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from service.errors import BadRequest
+from service.params import parse_url
 
 MAX_REDIRECTS = 5
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -71,6 +72,7 @@ class Target:
 
 async def resolve(url: str, *, allow_private: bool) -> Target:
     """Resolve the URL's host once and check every address it has; the first one is used."""
+    url = parse_url(url, "The URL")  # a BadRequest, not a ValueError, for a bad port or IPv6 literal
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest("Only http:// and https:// URLs with a host name are accepted.")

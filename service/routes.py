@@ -14,11 +14,12 @@ from starlette.responses import JSONResponse, Response
 from service import keys, operations
 from service.auth import mint_token, tenant_for_stream, tenant_from_header
 from service.dashboard import dashboard_stream
-from service.errors import BadRequest, NotReady, ServiceError, ServiceUnavailable
+from service.errors import NotReady, ServiceError, ServiceUnavailable
 from service.events import feed_stream, job_stream, read_feed_backlog, read_job_backlog
 from service.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, STATUSES, Job, ordered
 from service.ocr import PageResult, searchable_pdf
 from service.operations import Services
+from service.params import header_text, parse_choice, parse_cursor, parse_event_id, parse_int, parse_seconds
 from service.uploads import read_submission
 
 MAX_WAIT_S = 25
@@ -75,15 +76,7 @@ async def create_job(request: Request) -> Response:
 
 def _wait_param(request: Request) -> float | None:
     raw = request.query_params.get("wait")
-    if raw is None:
-        return None
-    try:
-        wait_s = float(raw)
-    except ValueError:
-        wait_s = -1
-    if not 0 <= wait_s <= MAX_WAIT_S:
-        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT_S}.")
-    return wait_s
+    return None if raw is None else parse_seconds(raw, "wait", 0, MAX_WAIT_S)
 
 
 async def _wait_unless_disconnected(request: Request, services: Services, job_id: str, wait_s: float) -> Job | None:
@@ -118,9 +111,8 @@ async def get_result(request: Request) -> Response:
     services = services_of(request)
     tenant = tenant_from_header(request, services.settings)
     ref = await services.store.get_for_tenant(request.path_params["job_id"], tenant)
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "text", "pdf"):
-        raise BadRequest("format must be json, text or pdf.")
+    formats = ("json", "text", "pdf")
+    fmt = parse_choice(request.query_params.get("format", "json"), "format", formats, message="format must be json, text or pdf.")
     job = ref.job
     if job["status"] == FAILED:
         error = job["error"] or {"code": "failed", "message": "The job failed."}
@@ -190,17 +182,11 @@ async def list_jobs(request: Request) -> Response:
     services = services_of(request)
     tenant = tenant_from_header(request, services.settings)
     status = request.query_params.get("status")
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}.")
-    limit_raw = request.query_params.get("limit", str(LIST_LIMIT_DEFAULT))
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= LIST_LIMIT_MAX:
-        raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}.")
-    cursor_raw = request.query_params.get("cursor")
-    try:
-        cursor = float(cursor_raw) if cursor_raw else None
-    except ValueError:
-        raise BadRequest("cursor is not one this server handed out.") from None
-    jobs, next_cursor = await services.store.list_for_tenant(tenant, status=status, limit=int(limit_raw), cursor=cursor)
+    if status is not None:
+        status = parse_choice(status, "status", STATUSES)
+    limit = parse_int(request.query_params.get("limit", str(LIST_LIMIT_DEFAULT)), "limit", 1, LIST_LIMIT_MAX)
+    cursor = parse_cursor(request.query_params.get("cursor"))
+    jobs, next_cursor = await services.store.list_for_tenant(tenant, status=status, limit=limit, cursor=cursor)
     return json_response(
         {
             "jobs": [present(services, tenant, job) for job in jobs],
@@ -210,12 +196,7 @@ async def list_jobs(request: Request) -> Response:
 
 
 def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise BadRequest("Last-Event-ID must be an event id this server sent.")
-    return int(raw)
+    return parse_event_id(header_text(request.headers, "last-event-id") or request.query_params.get("lastEventId"))
 
 
 def _event_response(services: Services, content: Any) -> Response:
@@ -339,7 +320,7 @@ async def readyz(request: Request) -> Response:
     try:
         await services.redis.ping()
         newest = await services.redis.zrevrange(keys.WORKERS, 0, 0, withscores=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever stops Redis answering, the process is not ready
         return json_response({"status": "unavailable", "reason": "Redis is not reachable"}, 503, {"Retry-After": "5"})
     if not newest or newest[0][1] < time.time() - WORKER_HEARTBEAT_MAX_AGE_S:
         reason = f"no worker has sent a heartbeat in the last {WORKER_HEARTBEAT_MAX_AGE_S} s"

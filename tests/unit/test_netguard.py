@@ -80,3 +80,16 @@ def test_translated_forms_of_public_ipv4_pass(address: str) -> None:
     # An IPv6-only network with DNS64 reaches every IPv4-only host through 64:ff9b::/96.
     assert is_public(ipaddress.ip_address(address))
 
+
+async def test_malformed_urls_are_bad_requests_not_crashes() -> None:
+    for url in (
+        "http://docs.invalid:99999/",
+        "http://docs.invalid:0/",
+        "http://docs.invalid:٣/",
+        "http://[::1/",
+        "http://[zz]/",
+        "http://[::1]x/",
+        "http://" + "a" * 64 + ".invalid/",
+    ):
+        with pytest.raises(BadRequest):
+            await resolve(url, allow_private=True)
