@@ -1,7 +1,8 @@
 """Outbound HTTP that cannot be turned against the service's own network (SSRF).
 
 A URL's host is resolved once, every address is checked (private, loopback, link-local such as
-169.254.169.254, unique-local, unspecified, multicast and reserved ranges are refused, IPv4 and IPv6),
+169.254.169.254, unique-local, site-local, unspecified, multicast and reserved ranges are refused, IPv4 and IPv6;
+IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo, NAT64) are refused when that address is not public),
 and the connection goes to the address that was checked, with the original host name kept for the
 Host header and TLS SNI. Resolving again at connect time would let a DNS record that changes between
 the two look-ups (rebinding) slip through. Redirects are followed by hand, each one checked again.
@@ -20,14 +21,29 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from service.errors import BadRequest, RefusedAddress
+from service.params import parse_url
 
 MAX_REDIRECTS = 5
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# NAT64's well-known prefix (RFC 6052) carries the IPv4 address in its last 32 bits.
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        # A NAT64 gateway forwards to the IPv4 address inside: judge it by that (an IPv6-only network
+        # with DNS64 reaches every public IPv4 host this way). The local-use 64:ff9b:1::/48 is not in it:
+        # it falls in ::/8 and is refused as reserved below.
+        if address in NAT64_PREFIX:
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
+        # 6to4 (2002::/16) and Teredo (2001::/32) relays deliver to the IPv4 addresses inside them:
+        # 2002:7f00:1:: is 127.0.0.1 and 2002:a9fe:a9fe:: the metadata service.
+        embedded = [address.sixtofour] if address.sixtofour is not None else list(address.teredo or ())
+        # Site-local fec0::/10 is deprecated but still routed inside some networks; Python counts it global.
+        if address.is_site_local or not all(is_public(ipv4) for ipv4 in embedded):
+            return False
     return address.is_global and not (address.is_multicast or address.is_reserved or address.is_link_local)
 
 
@@ -52,6 +68,7 @@ class Target:
 
 async def resolve(url: str, *, allow_private: bool) -> Target:
     """Resolve the URL's host once and check every address it has; the first one is used."""
+    url = parse_url(url, "The URL")  # a BadRequest, not a ValueError, for a bad port or IPv6 literal
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest("Only http:// and https:// URLs with a host name are accepted.")

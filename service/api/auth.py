@@ -14,15 +14,23 @@ import time
 
 from starlette.requests import Request
 
-from service.errors import Unauthorized
+from service.errors import BadRequest, Unauthorized
+from service.params import ascii_int, header_text
 from settings import OPEN_MODE_TENANT, Settings
+
+# expiry (10 digits) + a 64-character tenant in base64 (86) + a SHA-256 MAC in base64 (43), with room.
+MAX_TOKEN_CHARS = 512
 
 
 def tenant_from_header(request: Request, settings: Settings) -> str:
     """The tenant a request's `Authorization: Bearer <key>` belongs to; the `public` tenant in open mode."""
     if settings.open_mode:
         return OPEN_MODE_TENANT
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    try:
+        authorization = header_text(request.headers, "authorization") or ""
+    except BadRequest:  # bytes that are not UTF-8 text are no key this server gave out
+        raise Unauthorized("That API key is not valid.") from None
+    scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
     tenant = _tenant_for_key(key.strip(), settings)
@@ -61,11 +69,14 @@ def mint_token(tenant: str, scope: str, secret: bytes, ttl_s: int) -> str:
 
 def verify_token(token: str, scope: str, secret: bytes) -> str | None:
     """The tenant the token was minted for, or None when it is malformed, expired, tampered or for another scope."""
+    # Minted tokens are short ASCII; hmac.compare_digest raises TypeError on non-ASCII str.
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii():
+        return None
     expires_raw, _, rest = token.partition(".")
     tenant_b64, _, signature = rest.partition(".")
-    if not expires_raw.isdigit() or not tenant_b64 or not signature:
+    expires_s = ascii_int(expires_raw, 12)
+    if expires_s is None or not tenant_b64 or not signature:
         return None
-    expires_s = int(expires_raw)
     if expires_s < time.time():
         return None
     try:

@@ -11,11 +11,11 @@ from service.api.auth import tenant_from_header
 from service.api.context import Services, services_of
 from service.api.present import json_response, present
 from service.api.uploads import read_submission
-from service.errors import BadRequest
 from service.jobs import control
 from service.jobs.record import ACTIVE, COMPLETED, STATUSES, Job
 from service.jobs.results import load_result
 from service.jobs.submit import submit
+from service.params import parse_choice, parse_cursor, parse_int, parse_seconds
 
 MAX_WAIT_S = 25
 LIST_LIMIT_DEFAULT = 50
@@ -48,15 +48,7 @@ async def create_job(request: Request) -> Response:
 
 def _wait_param(request: Request) -> float | None:
     raw = request.query_params.get("wait")
-    if raw is None:
-        return None
-    try:
-        wait_s = float(raw)
-    except ValueError:
-        wait_s = -1
-    if not 0 <= wait_s <= MAX_WAIT_S:
-        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT_S}.")
-    return wait_s
+    return None if raw is None else parse_seconds(raw, "wait", 0, MAX_WAIT_S)
 
 
 async def _wait_unless_disconnected(request: Request, services: Services, job_id: str, wait_s: float) -> Job | None:
@@ -94,17 +86,11 @@ async def list_jobs(request: Request) -> Response:
     services = services_of(request)
     tenant = tenant_from_header(request, services.settings)
     status = request.query_params.get("status")
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}.")
-    limit_raw = request.query_params.get("limit", str(LIST_LIMIT_DEFAULT))
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= LIST_LIMIT_MAX:
-        raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}.")
-    cursor_raw = request.query_params.get("cursor")
-    try:
-        cursor = float(cursor_raw) if cursor_raw else None
-    except ValueError:
-        raise BadRequest("cursor is not one this server handed out.") from None
-    jobs, next_cursor = await services.store.list_for_tenant(tenant, status=status, limit=int(limit_raw), cursor=cursor)
+    if status is not None:
+        status = parse_choice(status, "status", STATUSES)
+    limit = parse_int(request.query_params.get("limit", str(LIST_LIMIT_DEFAULT)), "limit", 1, LIST_LIMIT_MAX)
+    cursor = parse_cursor(request.query_params.get("cursor"))
+    jobs, next_cursor = await services.store.list_for_tenant(tenant, status=status, limit=limit, cursor=cursor)
     return json_response(
         {
             "jobs": [present(services, tenant, job) for job in jobs],

@@ -8,9 +8,10 @@ from starlette.responses import Response
 from service.api.auth import tenant_from_header
 from service.api.context import services_of
 from service.api.present import NO_STORE, json_response, present
-from service.errors import BadRequest, JobFailure, NotReady, OcrCancelled, failed_job_status
+from service.errors import JobFailure, NotReady, OcrCancelled, failed_job_status
 from service.jobs.record import CANCELLED, COMPLETED, FAILED
 from service.jobs.results import build_searchable_pdf, load_result
+from service.params import parse_choice
 
 FORMATS = ("json", "text", "pdf")
 
@@ -19,9 +20,9 @@ async def get_result(request: Request) -> Response:
     services = services_of(request)
     tenant = tenant_from_header(request, services.settings)
     ref = await services.store.get_for_tenant(request.path_params["job_id"], tenant)
-    fmt = request.query_params.get("format", "json")
-    if fmt not in FORMATS:
-        raise BadRequest(f"format must be {', '.join(FORMATS[:-1])} or {FORMATS[-1]}.")
+    fmt = parse_choice(
+        request.query_params.get("format", "json"), "format", FORMATS, message="format must be json, text or pdf."
+    )
     job = ref.job
     if job["status"] == FAILED:
         error = job["error"] or {"code": JobFailure.code, "message": "The job failed."}

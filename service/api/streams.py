@@ -17,7 +17,7 @@ from service.api.auth import mint_token, tenant_for_stream, tenant_from_header
 from service.api.context import Services, services_of
 from service.api.present import json_response, present
 from service.api.sse import comment, event_response, sse
-from service.errors import BadRequest, ServiceUnavailable
+from service.errors import ServiceUnavailable
 from service.jobs.events import (
     FEED_SNAPSHOT_JOBS,
     Present,
@@ -26,15 +26,11 @@ from service.jobs.events import (
     read_job_backlog,
 )
 from service.jobs.record import ACTIVE, TERMINAL, Job
+from service.params import header_text, parse_event_id
 
 
 def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise BadRequest("Last-Event-ID must be an event id this server sent.")
-    return int(raw)
+    return parse_event_id(header_text(request.headers, "last-event-id") or request.query_params.get("lastEventId"))
 
 
 def _require_hub(services: Services) -> None:

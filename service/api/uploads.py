@@ -12,13 +12,13 @@ import unicodedata
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.jobs.submit import Submission
+from service.params import MAX_NUMBER_CHARS, ascii_int, load_json, parse_bool, parse_int, parse_media_type, parse_url
 
 RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -28,8 +28,7 @@ DPI_RANGE = (72, 600)
 
 
 async def read_submission(request: Request, *, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
-    raw_media_type, _ = parse_options_header(request.headers.get("content-type", ""))
-    media_type = raw_media_type.decode().lower()
+    media_type = parse_media_type(request.headers.get("content-type"))
     if media_type == "multipart/form-data":
         return await _read_multipart(request, max_bytes, installed_langs)
     if media_type == "application/json":
@@ -46,8 +45,8 @@ async def read_submission(request: Request, *, max_bytes: int, installed_langs: 
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = ascii_int(request.headers.get("content-length", ""), MAX_NUMBER_CHARS)
+    if declared is not None and declared > max_bytes:
         raise PayloadTooLarge(f"The document is larger than the {max_bytes // (1024 * 1024)} MB limit.")
     chunks: list[bytes] = []
     size = 0
@@ -89,18 +88,14 @@ async def _read_multipart(request: Request, max_bytes: int, installed_langs: fro
 
 async def _read_json(request: Request, installed_langs: frozenset[str]) -> Submission:
     raw = await read_body(request, 64 * 1024)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The body is not valid JSON.") from None
+    data = load_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("url"), str):
         raise BadRequest('A JSON submission must be an object with a "url" string.')
-    url = data["url"]
-    if not url.startswith(("http://", "https://")) or len(url) > 2048:
-        raise BadRequest("The url must be an http:// or https:// address of at most 2048 characters.")
+    url = parse_url(data["url"], "url")
     fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if k != "url"}
     options, webhook_url = parse_options(fields, installed_langs)
-    name = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    # The name from the URL as given, before parse_url percent-encoded it.
+    name = data["url"].strip().rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return Submission(None, clean_filename(name or "document"), options, webhook_url, url)
 
 
@@ -113,16 +108,11 @@ def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) ->
         raise BadRequest(
             f"Language {', '.join(missing)} is not installed; installed: {', '.join(sorted(installed_langs))}."
         )
-    dpi_raw = (fields.get("dpi") or "300").strip()
-    if not dpi_raw.isdigit() or not DPI_RANGE[0] <= int(dpi_raw) <= DPI_RANGE[1]:
-        raise BadRequest(f"dpi must be an integer from {DPI_RANGE[0]} to {DPI_RANGE[1]}.")
-    force_raw = (fields.get("force_ocr") or "false").strip().lower()
-    if force_raw not in ("true", "false", "1", "0", "yes", "no"):
-        raise BadRequest("force_ocr must be true or false.")
-    webhook_url = (fields.get("webhook_url") or "").strip() or None
-    if webhook_url is not None and (not webhook_url.startswith(("http://", "https://")) or len(webhook_url) > 2048):
-        raise BadRequest("webhook_url must be an http:// or https:// address of at most 2048 characters.")
-    options = {"lang": lang, "dpi": int(dpi_raw), "force_ocr": force_raw in ("true", "1", "yes")}
+    dpi = parse_int(fields.get("dpi") or "300", "dpi", *DPI_RANGE)
+    force_ocr = parse_bool(fields.get("force_ocr") or "false", "force_ocr")
+    webhook_raw = (fields.get("webhook_url") or "").strip()
+    webhook_url = parse_url(webhook_raw, "webhook_url") if webhook_raw else None
+    options = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
     return options, webhook_url
 
 

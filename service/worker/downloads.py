@@ -16,6 +16,7 @@ from service.jobs.documents import check_document
 from service.jobs.record import QUEUED, RUNNING, TERMINAL
 from service.jobs.units import OCR_PAGES, encode_ranges, page_ranges, range_arq_id
 from service.netguard import open_stream
+from service.params import MAX_NUMBER_CHARS, ascii_int
 from service.worker.finish import end_failed
 from service.worker.state import WorkerState, retry_delay_s
 
@@ -31,8 +32,8 @@ async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
             async with open_stream(client, url, allow_private=allow_private) as response:
                 if response.status_code != 200:
                     raise DownloadFailed(f"The URL answered HTTP {response.status_code}.")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
+                declared = ascii_int(response.headers.get("content-length", ""), MAX_NUMBER_CHARS)
+                if declared is not None and declared > max_bytes:
                     raise PayloadTooLarge("The document is larger than the upload limit.")
                 chunks: list[bytes] = []
                 size = 0

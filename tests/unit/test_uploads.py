@@ -51,3 +51,21 @@ def test_an_uninstalled_language_names_the_installed_ones() -> None:
 )
 def test_filenames_lose_paths_and_control_characters(raw: str, clean: str) -> None:
     assert clean_filename(raw) == clean
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dpi": "²"}, {"dpi": "٣٠٠"}, {"dpi": "9" * 5000}, {"force_ocr": "\ud800"},
+        {"webhook_url": "http://hooks.invalid:99999/"}, {"webhook_url": "http://[::1/"}, {"webhook_url": "http://[zz]/"},
+        {"webhook_url": "http://user:pw@hooks.invalid/"}, {"webhook_url": "http://hooks.invalid/\ud800"},
+    ],
+)
+def test_hostile_options_are_400_not_crashes(fields: dict[str, str]) -> None:
+    with pytest.raises(BadRequest):
+        parse_options(fields, LANGS)
+
+
+def test_the_webhook_url_is_kept_normalised() -> None:
+    _, webhook = parse_options({"webhook_url": " HTTPS://Hooks.Example:0443/x#frag "}, LANGS)
+    assert webhook == "https://hooks.example:443/x"
