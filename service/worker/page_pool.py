@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import pickle
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _FRAME = struct.Struct("!I")
 MEMORY_ENV = "OCR_PAGE_MEMORY_BYTES"
+PARENT_ENV = "OCR_PAGE_PARENT_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class _Child:
@@ -52,7 +55,7 @@ class _Child:
             "service.worker.page_pool",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, MEMORY_ENV: str(memory_bytes)},
+            env={**os.environ, MEMORY_ENV: str(memory_bytes), PARENT_ENV: str(os.getpid())},
             # Its own process group: killing the group takes its Tesseract along.
             start_new_session=True,
         )
@@ -194,7 +197,23 @@ def _serve(stdin: Any, stdout: Any) -> None:
         stdout.flush()
 
 
+def _die_with_the_worker() -> None:
+    """A worker killed with SIGKILL cannot stop its page processes, and each would read its page to the
+    end, Tesseract included, for nobody. The kernel tells the child instead (SIGTERM as its parent dies),
+    and the child takes its process group, Tesseract with it, down at once."""
+
+    def end_group(signum: int, frame: object) -> None:
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, end_group)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(os.environ.get(PARENT_ENV, os.getppid())):
+        end_group(signal.SIGTERM, None)  # the worker died before the kernel was asked to tell
+
+
 def child_main() -> None:
+    _die_with_the_worker()
     memory_bytes = int(os.environ.get(MEMORY_ENV, "0"))
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
