@@ -207,6 +207,11 @@ def run_service(redis_server: RedisServer, *, workers: int = 1, **env: str) -> I
     logdir = Path(tempfile.mkdtemp(prefix="ocr-test-service-"))
     port = free_port()
     db = next(_next_db)
+    # Its own TMPDIR: every Tesseract the service starts reads a file under it, which is how the tests find
+    # the service's Tesseract processes, orphans included (tests/e2e/test_api.py live_tesseract_pids).
+    tmpdir = logdir / "tmp"
+    tmpdir.mkdir()
+    env = {"TMPDIR": str(tmpdir)} | env
     service = Service(redis_server, service_env(redis_server.db_url(db), PORT=str(port), **env), port, logdir)
     SERVICES.append(service)
     try:

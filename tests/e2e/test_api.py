@@ -232,24 +232,18 @@ async def test_cancel_a_queued_job(redis_server: RedisServer) -> None:
 
 
 def live_tesseract_pids(service: Service) -> list[int]:
-    """The service's running Tesseract processes: descendants of its workers (other programs on the machine
-    may run Tesseract too). Killed ones whose parent died are zombies until init reaps them, and some
-    sandboxes' init never does: those are not running and do not count."""
-    found = subprocess.run(["ps", "-eo", "pid=,ppid=,stat=,comm="], capture_output=True, text=True)
-    rows = [line.split() for line in found.stdout.splitlines()]
-    parent = {int(row[0]): int(row[1]) for row in rows}
-    workers = {p.pid for p in service.workers}
-
-    def under_a_worker(pid: int) -> bool:
-        seen = 0
-        while pid > 1 and seen < 10:
-            pid, seen = parent.get(pid, 0), seen + 1
-            if pid in workers:
-                return True
-        return False
-
-    return [int(pid) for pid, _, stat, *comm in rows
-            if comm == ["tesseract"] and "Z" not in stat and under_a_worker(int(pid))]
+    """The service's running Tesseract processes, found by the image file each reads from the service's
+    own TMPDIR, so an orphan whose page process died counts too (other programs on the machine may run
+    Tesseract as well). Killed ones are zombies until init reaps them, and some sandboxes' init never
+    does: those are not running and do not count."""
+    found = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True)
+    tmpdir = service.env["TMPDIR"]
+    pids = []
+    for line in found.stdout.splitlines():
+        pid, stat, args = line.split(None, 2)
+        if not stat.startswith("Z") and args.split()[0].endswith("tesseract") and f" {tmpdir}/" in f" {args}":
+            pids.append(int(pid))
+    return pids
 
 
 def tesseract_processes(service: Service) -> int:

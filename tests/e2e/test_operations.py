@@ -34,10 +34,37 @@ async def test_metrics_cover_jobs_pages_durations_queue_and_streams(client: http
     assert metric(after, "ocr_page_seconds_count") >= 2 and metric(after, "ocr_page_seconds_sum") > 0
     assert metric(after, "ocr_job_duration_seconds_count") >= 2
     assert metric(after, 'ocr_job_duration_seconds_bucket{le="+Inf"}') == metric(after, "ocr_job_duration_seconds_count")
-    assert metric(after, "ocr_queue_depth") >= 0 and metric(after, "ocr_queue_oldest_age_seconds") >= 0
     assert metric(after, "ocr_workers_alive") == 1
     assert metric(after, "ocr_sse_clients") == 0
     assert 'ocr_webhook_deliveries_total{outcome="delivered"}' in after
+
+
+async def first_stats(client: httpx.AsyncClient) -> dict:
+    """The first figures `/ops/events` sends."""
+    async with client.stream("GET", "/ops/events") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                return json.loads(line[5:])
+    raise AssertionError("the dashboard stream ended without figures")
+
+
+async def test_queue_figures_count_waiting_units_and_their_age(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=0) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            jobs = [(await submit(client, text_pdf(lines=[f"Waiting {n}"]))).json() for n in range(2)]
+            await asyncio.sleep(1.2)  # what is measured here is time passing
+            waiting = (await client.get("/metrics")).text
+            assert metric(waiting, "ocr_queue_depth") == 2
+            assert 1.0 <= metric(waiting, "ocr_queue_oldest_age_seconds") < 30
+            assert metric(waiting, "ocr_workers_alive") == 0
+            stats = await first_stats(client)
+            assert stats["queue_depth"] == 2 and stats["workers_alive"] == 0 and stats["oldest_queued_s"] >= 1.0
+            service.start_worker()
+            for job in jobs:
+                await read_stream(client, job["links"]["events"])
+            drained = (await client.get("/metrics")).text
+            assert metric(drained, "ocr_queue_depth") == 0 and metric(drained, "ocr_queue_oldest_age_seconds") == 0
+            assert metric(drained, "ocr_workers_alive") == 1
 
 
 async def test_readyz_needs_a_worker_heartbeat(redis_server: RedisServer) -> None:
@@ -74,22 +101,23 @@ async def test_json_logs_have_one_line_per_state_change_without_document_text(re
     assert secret_text not in logs and "Confidential" not in logs
 
 
-async def test_the_worker_metrics_reach_the_web_through_redis(live_service: Service) -> None:
-    async with httpx.AsyncClient(base_url=live_service.url) as client:
-        text = (await client.get("/metrics")).text
-    assert "# HELP ocr_page_seconds" in text and "# TYPE ocr_page_seconds histogram" in text
+async def test_the_worker_metrics_reach_the_web_through_redis(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/metrics")).text
+    job = (await submit(client, text_pdf(lines=["A page the worker counts"], pages=3))).json()
+    await read_stream(client, job["links"]["events"])
+    after = (await client.get("/metrics")).text
+    assert "# TYPE ocr_page_seconds histogram" in after
+    # The worker counted the pages into Redis; the web, another process, reports them.
+    assert metric(after, "ocr_page_seconds_count") == metric(before, "ocr_page_seconds_count") + 3
+    assert metric(after, 'ocr_pages_total{source="text-layer"}') == metric(before, 'ocr_pages_total{source="text-layer"}') + 3
 
 
 async def test_the_dashboard_streams_live_figures(client: httpx.AsyncClient) -> None:
     page = await client.get("/dashboard")
     assert page.status_code == 200 and "dashboard.js" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    async with client.stream("GET", "/ops/events") as stream:
-        async for line in stream.aiter_lines():
-            if line.startswith("data:"):
-                stats = json.loads(line[5:])
-                break
-    assert stats["workers_alive"] == 1 and stats["queue_depth"] >= 0
+    stats = await first_stats(client)
+    assert stats["workers_alive"] == 1
     assert {"completed", "failed"} <= set(stats["jobs"]) and "completed_per_minute" in stats
 
 

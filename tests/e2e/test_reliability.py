@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 from redis.asyncio import Redis
 
 from tests.conftest import RedisServer, Service, run_service, start_redis
@@ -48,34 +50,74 @@ def assert_each_page_once(result: dict, pages: int) -> None:
     assert result["text"].count("\f") == pages - 1
 
 
-async def test_a_worker_killed_mid_job_hands_it_to_the_next_within_60_s(redis_server: RedisServer) -> None:
-    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1") as service:
+async def timed_events(client: httpx.AsyncClient, path: str, into: list[tuple[float, dict]]) -> None:
+    """Follow a stream, noting when each event arrived."""
+    async with asyncio.timeout(120):
+        async with aconnect_sse(client, "GET", path) as source:
+            async for sse in source.aiter_sse():
+                if sse.data:
+                    into.append((time.monotonic(), json.loads(sse.data)))
+
+
+def resumed_at(events: list[tuple[float, dict]], attempt: int) -> float | None:
+    return next((at for at, job in events if job["attempt"] == attempt and job["status"] == "running"), None)
+
+
+async def test_a_worker_killed_mid_job_hands_it_to_the_next_within_the_lease(redis_server: RedisServer) -> None:
+    lease_s = 4
+    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1", LEASE_SECONDS=str(lease_s)) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             pages = 6
             job = (await submit(client, long_scan(pages))).json()
-            stream = asyncio.create_task(read_stream(client, job["links"]["events"], timeout_s=120))
+            events: list[tuple[float, dict]] = []
+            stream = asyncio.create_task(timed_events(client, job["links"]["events"], events))
             await wait_pages_done(client, job["id"], 2)
             victim = service.workers[0]
             os.killpg(victim.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             victim.wait()
             service.start_worker()
-            events = await stream
-            assert events[-1][2]["status"] == "completed"
-            assert time.monotonic() - killed_at < 60
-            final = events[-1][2]
-            assert final["attempt"] == 2
-            progress = [data["progress"] for _, _, data in events]
+            await stream
+            final = events[-1][1]
+            assert final["status"] == "completed" and final["attempt"] == 2
+            # The README's promise: the next worker has the range within LEASE_SECONDS of the kill (plus
+            # its own start and one poll).
+            resumed = resumed_at(events, 2)
+            assert resumed is not None and resumed - killed_at < lease_s + 3, resumed and resumed - killed_at
+            progress = [job["progress"] for _, job in events]
             assert progress == sorted(progress)
             result = (await client.get(f"/jobs/{job['id']}/result")).json()
             assert_each_page_once(result, pages)
 
 
-async def test_sigterm_hands_work_back_and_exits_within_30_s(redis_server: RedisServer) -> None:
+async def test_a_killed_workers_page_processes_and_tesseract_die_with_it(redis_server: RedisServer) -> None:
     with run_service(redis_server, workers=1, OCR_CONCURRENCY="1") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            # A page that keeps Tesseract busy for seconds: an orphan would go on reading it for nobody.
+            dense = scanned_pdf([scan(LINES * 12, dpi=300, height_pt=1800, width_pt=900, fontsize=11)], dpi=300)
+            job = (await submit(client, dense)).json()
+            await wait_for_status(client, job, {"running"})
+            deadline = time.monotonic() + 10
+            while not (reading := live_tesseract_pids(service)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert reading, "a page is being read when the worker is killed"
+            victim = service.workers[0]
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+            deadline = time.monotonic() + 0.5
+            while live_tesseract_pids(service) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert live_tesseract_pids(service) == []
+
+
+async def test_sigterm_hands_work_back_at_once_and_exits_within_seconds(redis_server: RedisServer) -> None:
+    # A lease and a cleanup cron far longer than the test's bounds: only a hand-back explains a resumption.
+    with run_service(redis_server, workers=1, OCR_CONCURRENCY="1", LEASE_SECONDS="60") as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             pages = 6
             job = (await submit(client, long_scan(pages))).json()
+            events: list[tuple[float, dict]] = []
+            stream = asyncio.create_task(timed_events(client, job["links"]["events"], events))
             await wait_pages_done(client, job["id"], 1)
             worker = service.workers[0]
             deadline = time.monotonic() + 10
@@ -84,11 +126,23 @@ async def test_sigterm_hands_work_back_and_exits_within_30_s(redis_server: Redis
             started = time.monotonic()
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
-            assert time.monotonic() - started < 30
+            assert time.monotonic() - started < 5
             # The Tesseract that was reading a page when SIGTERM came did not outlive the worker.
             assert in_flight and not any(running(pid) for pid in in_flight)
+            # Handed back: the range waits in the queue again, and no claim of the dead worker holds it.
+            redis = Redis.from_url(service.redis_url)
+            try:
+                arq_id = f"{job['id']}:0"
+                assert await redis.zscore("arq:queue", arq_id) is not None
+                assert not await redis.exists(f"arq:in-progress:{arq_id}")
+            finally:
+                await redis.aclose()
             service.start_worker()
-            final = await wait_for_status(client, job, {"completed", "failed"}, timeout_s=90)
+            ready_at = time.monotonic()
+            await stream
+            resumed = resumed_at(events, 2)
+            assert resumed is not None and resumed - ready_at < 10
+            final = events[-1][1]
             assert final["status"] == "completed"
             assert_each_page_once((await client.get(f"/jobs/{job['id']}/result")).json(), pages)
 
@@ -191,7 +245,8 @@ async def test_redis_outage_answers_503_and_everything_recovers() -> None:
                     assert response.status_code == 503, (method, path, response.text)
                     assert response.json()["error"]["code"] == "service_unavailable"
                     assert int(response.headers["retry-after"]) > 0
-                    assert time.monotonic() - started < 10
+                    # The README's promise: a 503 within about two seconds.
+                    assert time.monotonic() - started < 3
                 upload = await submit(client, text_pdf(lines=["During the outage"]))
                 assert upload.status_code == 503
                 assert (await client.get("/healthz")).status_code == 200
