@@ -96,3 +96,44 @@ def render_pages_png(document: bytes, *, dpi: int = 300) -> list[bytes]:
         return out
     finally:
         doc.close()
+
+
+# Small documents that carry a marker of their own on each page: the soak checks every result by it.
+MARKER_PAGE_PT = (360.0, 90.0)
+
+
+def marker_text_pdf(markers: list[str]) -> bytes:
+    """A born-digital PDF of small pages, page n carrying `markers[n]` as its text layer."""
+    doc = pymupdf.open()
+    for marker in markers:
+        page = doc.new_page(width=MARKER_PAGE_PT[0], height=MARKER_PAGE_PT[1])
+        _typeset(page, [marker], 12.0)
+    return doc.tobytes(garbage=3, deflate=True)
+
+
+def marker_scan(marker: str, *, dpi: int = 150) -> Image.Image:
+    """The marker typeset at 16 pt on a small page and rasterised at `dpi`: a scan that Tesseract reads in
+    a fraction of a second (a 360 x 90 pt page is 750 x 188 pixels at 150 dpi)."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=MARKER_PAGE_PT[0], height=MARKER_PAGE_PT[1])
+    page.insert_text((24, 50), marker, fontsize=16.0, fontname="helv")
+    pixmap = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY, alpha=False)
+    image = Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
+    image.info["dpi"] = (dpi, dpi)
+    return image
+
+
+def marker_scanned_pdf(markers: list[str], *, dpi: int = 150) -> bytes:
+    """An image-only PDF of small scans, one marker each, embedded at `dpi` (submit with the same dpi)."""
+    doc = pymupdf.open()
+    for marker in markers:
+        image = marker_scan(marker, dpi=dpi)
+        page = doc.new_page(width=image.width * 72 / dpi, height=image.height * 72 / dpi)
+        page.insert_image(page.rect, stream=png_bytes(image))
+    return doc.tobytes(garbage=3, deflate=True)
+
+
+def encrypted_pdf() -> bytes:
+    doc = pymupdf.open()
+    _typeset(doc.new_page(), ["A document nobody may read without the password"], 12.0)
+    return doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="owner", user_pw="user")

@@ -109,6 +109,8 @@ class RedisServer:
     process: subprocess.Popen[bytes]
     workdir: str
     _next_db: int = 0
+    argv: list[str] = field(default_factory=list)
+    log: Path | None = None
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -135,29 +137,57 @@ class RedisServer:
         finally:
             client.close()
 
+    def crash_and_restart(self, *, down_s: float) -> float:
+        """SIGKILL the server (a crash, not a clean shutdown), wait `down_s`, start it again on the same port
+        and directory; returns the seconds from the kill until it answers PING again (its AOF loaded)."""
+        killed_at = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        _LIVE.discard(self.process)
+        time.sleep(down_s)
+        assert self.log is not None
+        self.process = spawn(self.argv, log=self.log)
+        _wait_until_serving(self.port, self.process, self.log, timeout_s=60)
+        return time.monotonic() - killed_at
+
+
+def _wait_until_serving(port: int, process: subprocess.Popen[bytes], log: Path, *, timeout_s: float) -> None:
+    """Until the server answers PING: a server still loading its AOF answers LOADING instead."""
+    deadline = time.monotonic() + timeout_s
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=0.2)
+    try:
+        while True:
+            with contextlib.suppress(redis.RedisError, OSError):
+                if client.ping():
+                    return
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start; see {log}")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
 
 @contextlib.contextmanager
-def redis_server(logdir: Path) -> Iterator[RedisServer]:
+def redis_server(logdir: Path, *, name: str = "redis", appendfsync: str | None = None) -> Iterator[RedisServer]:
+    """A redis-server on a free port: in memory only, or with its append-only file on (`appendfsync`
+    `everysec` or `always`), which lets `crash_and_restart` bring its data back."""
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="ocr-bench-redis-")
-    process = spawn(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--databases", "64", "--dir", workdir, "--maxclients", "20000"],
-        log=logdir / "redis.log",
-    )
+    persistence = ["--appendonly", "no"]
+    if appendfsync is not None:
+        persistence = ["--appendonly", "yes", "--appendfsync", appendfsync]
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
+            "--databases", "64", "--dir", workdir, "--maxclients", "20000"]
+    log = logdir / f"{name}.log"
+    server = RedisServer(port, spawn(argv, log=log), workdir, argv=argv, log=log)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start; see {logdir / 'redis.log'}")
-            time.sleep(0.05)
-        yield RedisServer(port, process, workdir)
+        _wait_until_serving(port, server.process, log, timeout_s=10)
+        yield server
     finally:
-        stop(process)
+        stop(server.process)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -97,12 +97,15 @@ def _parse(block: bytes, received_perf: float, received_wall: float) -> Event | 
     return Event(event_id, name, json.loads("\n".join(data_lines)), received_perf, received_wall)
 
 
-async def open_stream(host: str, port: int, path: str, *, timeout_s: float = 10.0) -> Stream:
+async def open_stream(host: str, port: int, path: str, *, timeout_s: float = 10.0,
+                      headers: dict[str, str] | None = None) -> Stream:
     """Connect and read the response head; the stream is then ready for next_event()."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+            f"{extra}\r\n".encode()
         )
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
