@@ -42,13 +42,17 @@ BENCHMARKS = {
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "profile": "benchmarks.bench_profile",
+    "soak": "benchmarks.bench_soak",
 }
+# Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
+ON_REQUEST = {"soak"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help=f"run only these benchmarks (repeatable or comma-separated): {', '.join(BENCHMARKS)}")
+                        help=f"run only these benchmarks (repeatable or comma-separated): {', '.join(BENCHMARKS)}; "
+                             f"{', '.join(sorted(ON_REQUEST))} only when named")
     parser.add_argument("--quick", action="store_true",
                         help="smaller inputs and fewer repeats; writes benchmarks/.results/BENCHMARKS.quick.md")
     parser.add_argument("--output", type=Path, help="where to write the report (default BENCHMARKS.md)")
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()[0]
             print(f"{name:14} {doc}")
         return 0
-    selected = [name for chunk in args.only for name in chunk.split(",") if name] or list(BENCHMARKS)
+    selected = [name for chunk in args.only for name in chunk.split(",") if name] or [
+        name for name in BENCHMARKS if name not in ON_REQUEST
+    ]
     unknown = [name for name in selected if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
