@@ -376,10 +376,15 @@ class Soak:
         http = guarded if target == "guarded" else client
         auth = request.pop("auth", None)
         request["headers"] = (self.auth(tenant) if auth is None else auth) | request.get("headers", {})
-        try:
-            response = await http.request(**request)
-        except httpx.HTTPError as exc:
-            self.hostile[(f"{name}: {exc.__class__.__name__}", 0)] += 1
+        response, error = None, ""
+        for _ in range(2):  # once more if a kept-alive connection was closed under the request
+            try:
+                response = await http.request(**request)
+                break
+            except httpx.HTTPError as exc:
+                error = exc.__class__.__name__
+        if response is None:
+            self.hostile[(f"{name}: no answer, {error}", 0)] += 1
             return
         self.note_answer(request["method"], name, response.status_code)
         self.hostile[(name, response.status_code)] += 1
@@ -713,7 +718,7 @@ async def _soak(
                 asyncio.create_task(sample(soak, redis, pids, peaks)),
                 asyncio.create_task(watch_workers(soak, service)),
             ]
-            background += [asyncio.create_task(soak.check_results(client)) for _ in range(12)]
+            background += [asyncio.create_task(soak.check_results(client)) for _ in range(32)]
             chaos_task = asyncio.create_task(_chaos(soak, server, service, chaos, rss_warm, pids, deadline))
             quotas = _quotas(plan.jobs)
             await asyncio.gather(
