@@ -386,3 +386,79 @@ async def test_after_result_ttl_nothing_of_a_job_is_left(redis_server: RedisServ
             finally:
                 await redis.aclose()
             assert (await client.get(f"/jobs/{job['id']}")).status_code == 404
+
+
+async def final_state(client: httpx.AsyncClient, job: dict, timeout_s: float = 30) -> dict:
+    """The job once it has ended, polled (its stream would hide a 404 behind a content-type error)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            response = await client.get(f"/jobs/{job['id']}")
+            assert response.status_code == 200, (job["id"], response.status_code, response.text)
+            if response.json()["status"] in {"completed", "failed", "cancelled"}:
+                return response.json()
+            await asyncio.sleep(0.1)
+
+
+async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server: RedisServer) -> None:
+    """A few jobs of three tenants, each ending a different way: after RESULT_TTL the only keys left are
+    the process-wide ones, each tenant's two counters and its job index (which expires RESULT_TTL later,
+    or is pruned by the cron before), each expiring. The soak benchmark (benchmarks/bench_soak.py)
+    checks the same after 20,000 jobs."""
+    import re
+
+    from tests.e2e.receiver import running_receiver
+
+    ttl_s = 10  # the least settings.py accepts
+    tenants = {"acme": "key-acme-0123456", "globex": "key-globex-012345", "initech": "key-initech-01234"}
+    env = {"API_KEYS": ",".join(f"{t}:{k}" for t, k in tenants.items()), "SECRET_KEY": "s" * 32,
+           "RESULT_TTL": str(ttl_s), "SPLIT_PAGES": "2"}
+    with running_receiver() as receiver, run_service(redis_server, workers=0, **env) as service:
+        redis = Redis.from_url(service.redis_url)
+        try:
+            baseline = {k.decode() async for k in redis.scan_iter()}
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+                ended: list[dict] = []
+                queued = []
+                for tenant, key in tenants.items():
+                    client.headers["Authorization"] = f"Bearer {key}"
+                    # Cancelled while queued: no worker runs yet.
+                    job = (await submit(client, text_pdf(pages=3, lines=[f"{tenant} cancelled"]))).json()
+                    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 202
+                    queued.append((key, job))
+                service.start_worker()
+                for key, job in queued:
+                    client.headers["Authorization"] = f"Bearer {key}"
+                    ended.append(await final_state(client, job))
+                for tenant, key in tenants.items():
+                    client.headers["Authorization"] = f"Bearer {key}"
+                    jobs = [
+                        (await submit(client, text_pdf(lines=[f"{tenant} completed"]))).json(),
+                        (await submit(client, text_pdf(pages=3, lines=[f"{tenant} split"]))).json(),
+                        (await submit(client, text_pdf(lines=[f"{tenant} deleted"]))).json(),
+                        (await client.post("/jobs", json={"url": f"{receiver.url}/docs/missing.pdf"})).json(),
+                    ]
+                    for job in jobs:
+                        ended.append(await final_state(client, job))
+                    assert (await client.delete(f"/jobs/{jobs[2]['id']}")).status_code == 204
+            assert sorted(j["status"] for j in ended) == sorted(["completed"] * 9 + ["failed"] * 3 + ["cancelled"] * 3)
+            await asyncio.sleep(ttl_s + 1.5)
+            left = {k.decode() async for k in redis.scan_iter()} - baseline
+
+            def fold(key: str) -> str:
+                key = re.sub(r"cron:cleanup:\d+", "cron:cleanup:<time>", key)
+                return re.sub(rf"(?<=:)({'|'.join(tenants)})$", "<tenant>", key)
+
+            # The baseline was taken before any worker ran: its heartbeat keys are new too.
+            process_wide = {"ocr:workers", "ocr:metrics", "arq:queue:health-check"}
+            counters = {"ocr:feed-seq:<tenant>", "ocr:cache-stats:<tenant>"}
+            # The job index expires RESULT_TTL after this, unless the cron has emptied it already.
+            index = "ocr:tenant-jobs:<tenant>"
+            folded = {fold(k) for k in left if not k.startswith("arq:in-progress:cron:")}
+            assert process_wide | counters <= folded <= process_wide | counters | {index}, sorted(left)
+            for tenant in tenants:
+                for name in (f"ocr:feed-seq:{tenant}", f"ocr:cache-stats:{tenant}"):
+                    assert await redis.ttl(name) > 0, f"{name} must expire"
+                index_ttl_s = await redis.ttl(f"ocr:tenant-jobs:{tenant}")
+                assert index_ttl_s == -2 or 0 < index_ttl_s <= ttl_s, index_ttl_s  # -2: gone already
+        finally:
+            await redis.aclose()
