@@ -23,6 +23,8 @@ from service.errors import NotFound
 from service.jobs.record import TERMINAL, Job, JobRef, looks_like_job_id
 
 _TERMINAL_ARG = ",".join(sorted(TERMINAL))
+# Where a listing stopped: (creation time in ms, the last job's id, or None for "below that ms").
+ListCursor = tuple[int, str | None]
 JOB_HISTORY_EVENTS = 500
 FEED_HISTORY_EVENTS = 1000
 
@@ -170,31 +172,56 @@ class JobStore:
         return ref
 
     async def list_for_tenant(
-        self, tenant: str, *, status: str | None, limit: int, cursor: float | None
-    ) -> tuple[list[Job], float | None]:
-        """Newest first. The cursor is the creation time (ms) of the last job of the previous page."""
+        self, tenant: str, *, status: str | None, limit: int, cursor: ListCursor | None
+    ) -> tuple[list[Job], ListCursor | None]:
+        """Newest first: by creation time, then by id, so that jobs created in the same millisecond are
+        each listed once. The cursor is (creation ms, id) of the previous page's last job; with no id,
+        the page starts below that millisecond."""
         found: list[Job] = []
-        upper = f"({cursor}" if cursor is not None else "+inf"
+        position = cursor
         batch = max(limit * 2, 50)
         while len(found) < limit:
-            entries = await self.redis.zrevrangebyscore(
-                keys.tenant_jobs(tenant), upper, "-inf", start=0, num=batch, withscores=True
-            )
+            entries = await self._entries_after(tenant, position, batch)
             if not entries:
                 return found, None
-            raws = await self.redis.mget([keys.job(member.decode()) for member, _ in entries])
-            for (_, score), raw in zip(entries, raws, strict=True):
-                upper = f"({score}"
+            raws = await self.redis.mget([keys.job(member) for member, _ in entries])
+            for (member, created_ms), raw in zip(entries, raws, strict=True):
+                position = (created_ms, member)
                 if raw is None:
                     continue
                 job = json.loads(raw)
                 if status is None or job["status"] == status:
                     found.append(job)
                     if len(found) == limit:
-                        return found, score
+                        return found, position
             if len(entries) < batch:
                 return found, None
         return found, None
+
+    async def _entries_after(self, tenant: str, position: ListCursor | None, batch: int) -> list[tuple[str, int]]:
+        """Up to `batch` (id, creation ms) of the index, in listing order, after `position`. Redis orders
+        equal scores by member, descending under ZREVRANGEBYSCORE: that order is the tie-breaker."""
+        if position is None:
+            upper = "+inf"
+        else:
+            created_ms, last_id = position
+            upper = str(created_ms) if last_id is not None else f"({created_ms}"
+        entries: list[tuple[str, int]] = []
+        offset = 0
+        while len(entries) < batch:
+            page = await self.redis.zrevrangebyscore(
+                keys.tenant_jobs(tenant), upper, "-inf", start=offset, num=batch, withscores=True
+            )
+            offset += len(page)
+            for member, score in page:
+                entry = (member.decode(), int(score))
+                if position is not None and position[1] is not None and entry[1] == position[0]:
+                    if entry[0] >= position[1]:
+                        continue  # on or before the cursor among jobs of the same millisecond
+                entries.append(entry)
+            if len(page) < batch:
+                break
+        return entries[:batch]
 
     async def active_count(self, tenant: str) -> int:
         return int(await self.redis.scard(keys.tenant_active(tenant)))  # type: ignore[misc]
