@@ -19,6 +19,7 @@
     │   ├── TransientOcrError         409 ocr_failed (worth a retry with backoff; the job fails after MAX_TRIES)
     │   └── OcrCancelled              409 cancelled (the job was cancelled while a page was in work)
     ├── TooManyJobs                   429 too_many_jobs (Retry-After)
+    ├── TooManyStreams                429 too_many_streams (Retry-After): a tenant's open streams on one process
     └── ServiceUnavailable            503 service_unavailable (Retry-After)
 
 Handlers at the edge turn any ServiceError into `{"error": {"code", "message"}}` with its status. A
@@ -123,6 +124,11 @@ class OcrCancelled(JobFailure):
 class TooManyJobs(ServiceError):
     status_code = 429
     code = "too_many_jobs"
+
+
+class TooManyStreams(ServiceError):
+    status_code = 429
+    code = "too_many_streams"
 
 
 class ServiceUnavailable(ServiceError):

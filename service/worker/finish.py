@@ -32,6 +32,9 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     # hears "completed" must hit. (A lookup only serves completed jobs, so an entry that is early is harmless.)
     if ref.meta.get("content_key"):
         await state.cache.remember(tenant, ref.meta["content_key"], job_id)
+    # Counted before the completion is published, like the cache entry: a client that hears "completed"
+    # and then reads /metrics finds the job in the histogram.
+    await metrics.record_job_duration(state.redis, result["duration_ms"] / 1000)
     completed = await state.store.change(
         job_id,
         tenant,
@@ -45,7 +48,6 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
         for key in keys.job_keys(job_id):
             pipe.expire(key, ttl_s)
         await pipe.execute()
-    await metrics.record_job_duration(state.redis, result["duration_ms"] / 1000)
     await _after_end(state, ref)
     logger.info("job %s tenant=%s completed: %d pages in %d ms", job_id, tenant, total, result["duration_ms"])
     return COMPLETED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -313,6 +314,11 @@ async def test_everything_a_job_stores_expires(client: httpx.AsyncClient, live_s
 
     redis = Redis.from_url(live_service.redis_url)
     try:
+        # arq finishes its own bookkeeping (in-progress, job and retry keys, in one transaction) just
+        # after the job function returns, which is after the job published its end: wait for that.
+        deadline = time.monotonic() + 10
+        while await redis.exists(f"arq:in-progress:{job['id']}:0") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         job_keys = [k async for k in redis.scan_iter(match=f"*{job['id']}*")]
         assert len(job_keys) >= 6
         for key in job_keys:
