@@ -76,10 +76,8 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         "size": str(len(document)),
         "ranges": encode_ranges(ranges),
     }
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.document(job_id), document, ex=settings.result_ttl_s)
-        pipe.hset(keys.meta(job_id), mapping=meta)
-        await pipe.execute()
+    fields = [item for pair in meta.items() for item in pair]
+    await state.store.write(job_id, ("SET", keys.document(job_id), document), ("HSET", keys.meta(job_id), *fields))
     # Back to queued: its pages now wait for a worker like any uploaded document's.
     await state.store.change(
         job_id,
