@@ -17,6 +17,7 @@ from service.jobs.record import QUEUED, RUNNING, TERMINAL
 from service.jobs.units import OCR_PAGES, encode_ranges, page_ranges, range_arq_id
 from service.netguard import open_stream
 from service.worker.finish import end_failed
+from service.worker.guard import ends_its_job
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
                 return b"".join(chunks)
 
 
+@ends_its_job("download")
 async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
     state: WorkerState = ctx["state"]
     ref = await state.store.get(job_id)

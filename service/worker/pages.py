@@ -24,12 +24,14 @@ from service.jobs.store import Command
 from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
+from service.worker.guard import ends_its_job
 from service.worker.lease import lease
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
 
+@ends_its_job("pages")
 async def ocr_pages(ctx: dict[str, Any], job_id: str, first: int, last: int) -> str:
     """OCR pages [first, last) of a job; the range that completes the document assembles its result."""
     state: WorkerState = ctx["state"]

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 from arq import Retry
 
-from service.errors import ServiceError
+from service.errors import ServiceError, UnitFailed
+from service.jobs.record import JobRef
 from service.netguard import post
 from service.ops import metrics
+from service.worker.guard import ends_its_job
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,13 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+async def give_up_delivery(state: WorkerState, ref: JobRef, error: UnitFailed) -> str:
+    await _record(state, ref.tenant, ref.job["id"], {"status": "failed", "error": error.to_dict()})
+    await metrics.record_webhook(state.redis, "failed")
+    return "failed"
+
+
+@ends_its_job("webhook", give_up=give_up_delivery)
 async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
     state: WorkerState = ctx["state"]
     ref = await state.store.get(job_id)

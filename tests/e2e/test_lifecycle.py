@@ -75,6 +75,38 @@ async def test_a_cached_copy_and_its_result_expire_together(redis_server: RedisS
                 await asyncio.sleep(0.2)
 
 
+async def damage(service: Service, job_id: str, field: str) -> None:
+    """Take a field out of a job's meta hash: the worker meets an error none of its handlers expects."""
+    redis = Redis.from_url(service.redis_url)
+    try:
+        assert await redis.hdel(keys.meta(job_id), field) == 1  # type: ignore[misc]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_unit_that_raises_anything_ends_its_job_with_a_code(redis_server: RedisServer) -> None:
+    env = {"MAX_TRIES": "2", "RETRY_DELAY_SECONDS": "0.2"}
+    with running_receiver() as receiver, run_service(redis_server, workers=0, **env) as service:
+        receiver.documents["scan.pdf"] = text_pdf()
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            download = (await client.post("/jobs", json={"url": f"{receiver.url}/docs/scan.pdf"})).json()
+            await damage(service, download["id"], "source_url")
+            pages = (await submit(client, text_pdf(lines=["A page that cannot be read"]))).json()
+            await damage(service, pages["id"], "media_type")
+            # The audit's case: a redirect to a port that does not exist.
+            redirect = f"{receiver.url}/redirect?to=http://127.0.0.1:99999/scan.pdf"
+            bad_port = (await client.post("/jobs", json={"url": redirect})).json()
+            service.start_worker()
+            for job in (download, pages):
+                final = await wait_for_status(client, job, TERMINAL, timeout_s=30)
+                assert final["status"] == "failed" and final["error"]["code"] == "unit_failed", final
+                assert "2 times" in final["error"]["message"] and "KeyError" in final["error"]["message"]
+            final = await wait_for_status(client, bad_port, TERMINAL, timeout_s=30)
+            assert final["status"] == "failed" and final["error"]["code"], final
+            ok = (await submit(client, text_pdf(lines=["The worker serves on after all that"]))).json()
+            assert (await wait_for_status(client, ok, TERMINAL))["status"] == "completed"
+
+
 async def wait_for_deliveries(client: httpx.AsyncClient, job_ids: list[str], timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     for job_id in job_ids:

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from service import keys
+from service.connections import redis_client
 from service.errors import TooManyJobs
+from service.jobs.cache import ContentCache
 from service.jobs.record import ACTIVE, CANCELLED, COMPLETED, FAILED, RUNNING, Job, new_job, new_job_id
 from service.jobs.store import JobStore
+from service.worker.cleanup import cleanup
+from service.worker.state import WorkerState
+from settings import Settings
+from tests.conftest import RedisServer
 
 TTL_S = 60
 WEBHOOK_ARQ_PREFIX = "arq:job:"
@@ -117,3 +127,50 @@ async def test_the_quota_is_checked_in_the_same_step_as_the_creation(redis: Redi
     assert await redis.scard(keys.tenant_active("burst")) == 3
     # A refused creation left nothing behind.
     assert await redis.zcard(keys.tenant_jobs("burst")) == 3
+
+
+@pytest.fixture
+async def worker_state(redis_server: RedisServer, redis: Redis) -> AsyncIterator[WorkerState]:
+    settings = Settings(redis_url=redis_server.url.rsplit("/", 1)[0] + "/1", max_tries=2, result_ttl_s=TTL_S)
+    client: ArqRedis = redis_client(settings)
+    store = JobStore(client, ttl_s=TTL_S)
+    state = WorkerState(
+        settings=settings, redis=client, store=store, cache=ContentCache(client, store),
+        pages=None,  # type: ignore[arg-type]  # the cron runs no pages
+        worker_id="test", scratch=Path("/nonexistent"),
+    )  # fmt: skip
+    yield state
+    await client.aclose()
+    await client.connection_pool.disconnect()  # a pool handed to the client is not closed with it
+
+
+async def drop_queue(redis: Redis) -> None:
+    """What arq leaves of units it gave up on: nothing."""
+    await redis.delete("arq:queue", *[k async for k in redis.scan_iter(match="arq:job:*")])
+
+
+async def test_the_cron_fails_a_job_it_cannot_handle_and_still_serves_the_others(worker_state: WorkerState) -> None:
+    store = worker_state.store
+    damaged = await create(store, tenant="a")
+    await store.write(damaged["id"], ("HSET", keys.meta(damaged["id"]), "ranges", "garbage"))
+    lost = await create(store, tenant="b")
+    for _ in range(worker_state.settings.max_tries):
+        await cleanup({"state": worker_state})
+        # The lost job of the other tenant was put back each time, however the damaged one fared.
+        assert await worker_state.redis.zscore("arq:queue", f"{lost['id']}:0") is not None
+        await drop_queue(worker_state.redis)
+    ref = await store.get(damaged["id"])
+    assert ref is not None and ref.job["status"] == FAILED and ref.job["error"]["code"] == "unit_failed"
+
+
+async def test_a_unit_the_cron_keeps_re_queueing_fails_after_max_tries(worker_state: WorkerState) -> None:
+    store = worker_state.store
+    job = await create(store)
+    # arq gives up on a unit (its own max_tries) and drops it: the cron finds it lost, again and again.
+    for _ in range(worker_state.settings.max_tries):
+        await cleanup({"state": worker_state})
+        assert await worker_state.redis.zscore("arq:queue", f"{job['id']}:0") is not None
+        await drop_queue(worker_state.redis)
+    await cleanup({"state": worker_state})
+    ref = await store.get(job["id"])
+    assert ref is not None and ref.job["status"] == FAILED and ref.job["error"]["code"] == "unit_failed"
