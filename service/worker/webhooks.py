@@ -35,7 +35,7 @@ def sign(body: bytes, secret: str) -> str:
 
 
 async def give_up_delivery(state: WorkerState, ref: JobRef, error: UnitFailed) -> str:
-    await _record(state, ref.tenant, ref.job["id"], {"status": "failed", "error": error.to_dict()})
+    await _record(state, ref.tenant, ref.job["id"], {"status": "failed", "error": error.message})
     await metrics.record_webhook(state.redis, "failed")
     return "failed"
 
