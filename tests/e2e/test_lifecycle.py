@@ -15,7 +15,7 @@ from service import keys
 from tests.conftest import RedisServer, Service, run_service
 from tests.e2e.receiver import Receiver, running_receiver
 from tests.e2e.test_api import TERMINAL, submit, wait_for_status
-from tests.unit.ocr_samples import text_pdf
+from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
 
 
 async def key_ttls(service: Service, job_id: str) -> dict[str, int]:
@@ -48,6 +48,21 @@ async def test_a_job_queued_for_longer_than_result_ttl_is_kept_then_ends_and_exp
             ended = await key_ttls(service, job["id"])
             assert keys.ranges(job["id"]) in ended and all(0 < ttl <= 10 for ttl in ended.values()), ended
             await asyncio.to_thread(receiver.wait_for_hooks, 1, 20)
+
+
+async def test_the_ranges_of_a_cancelled_split_job_expire_with_it(redis_server: RedisServer) -> None:
+    env = {"SPLIT_PAGES": "1", "OCR_CONCURRENCY": "1", "WORKER_MAX_JOBS": "1"}
+    with run_service(redis_server, workers=1, **env) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, scanned_pdf([scan(LINES) for _ in range(4)]))).json()
+            deadline = time.monotonic() + 30
+            while (await client.get(f"/jobs/{job['id']}")).json()["pages_done"] < 1:
+                assert time.monotonic() < deadline, "no range finished"
+                await asyncio.sleep(0.05)
+            assert (await client.delete(f"/jobs/{job['id']}")).status_code == 202
+            assert (await wait_for_status(client, job, TERMINAL, timeout_s=15))["status"] == "cancelled"
+            ttls = await key_ttls(service, job["id"])
+            assert keys.ranges(job["id"]) in ttls and all(0 < ttl <= 3600 for ttl in ttls.values()), ttls
 
 
 async def test_a_cached_copy_and_its_result_expire_together(redis_server: RedisServer) -> None:
