@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix
+from arq.constants import default_queue_name, job_key_prefix
 from redis.asyncio import Redis
 
 from service import keys
@@ -26,7 +26,7 @@ from service.connections import serialize_job
 from service.errors import NotFound, TooManyJobs
 from service.jobs import scripts
 from service.jobs.record import TERMINAL, Job, JobRef, looks_like_job_id
-from service.jobs.units import DELIVER_WEBHOOK, webhook_arq_id
+from service.jobs.units import DELIVER_WEBHOOK, UNIT_EXPIRES_MS, webhook_arq_id
 
 _TERMINAL_ARG = ",".join(sorted(TERMINAL))
 JOB_HISTORY_EVENTS = 500
@@ -139,7 +139,7 @@ class JobStore:
             webhook,
             now_ms,
             self.ttl_s,
-            expires_extra_ms,
+            UNIT_EXPIRES_MS,
         ]
 
     async def get(self, job_id: str) -> JobRef | None:

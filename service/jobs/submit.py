@@ -18,6 +18,7 @@ from service.jobs.store import JobStore
 from service.jobs.units import (
     FETCH_DOCUMENT,
     OCR_PAGES,
+    UNIT_EXPIRES_MS,
     download_arq_id,
     encode_ranges,
     page_ranges,
@@ -103,7 +104,7 @@ async def _enqueue_or_fail(
     assert isinstance(redis, ArqRedis)
     try:
         for function, args, arq_id in calls:
-            await redis.enqueue_job(function, *args, _job_id=arq_id)
+            await redis.enqueue_job(function, *args, _job_id=arq_id, _expires=UNIT_EXPIRES_MS / 1000)
     except Exception:
         # A job that is recorded but not queued would wait forever: fail it where clients can see it.
         await store.change(

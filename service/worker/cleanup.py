@@ -14,7 +14,14 @@ from arq.constants import default_queue_name, in_progress_key_prefix
 from service import keys
 from service.errors import UnitFailed
 from service.jobs.record import TERMINAL, JobRef
-from service.jobs.units import FETCH_DOCUMENT, OCR_PAGES, download_arq_id, range_arq_id, stored_ranges
+from service.jobs.units import (
+    FETCH_DOCUMENT,
+    OCR_PAGES,
+    UNIT_EXPIRES_MS,
+    download_arq_id,
+    range_arq_id,
+    stored_ranges,
+)
 from service.worker.finish import end_failed
 from service.worker.guard import count_attempt, fail_job, unexpected_failure
 from service.worker.state import WorkerState
@@ -75,9 +82,13 @@ async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
         return
     logger.warning("job %s tenant=%s lost its queue entries; re-queueing", job_id, ref.tenant)
     if not ranges:
-        await state.redis.enqueue_job(FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id))
+        await state.redis.enqueue_job(
+            FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id), _expires=UNIT_EXPIRES_MS / 1000
+        )
         return
     done = {r.decode() for r in await state.redis.smembers(keys.ranges(job_id))}  # type: ignore[misc]
     missing = [r for r in ranges if f"{r[0]}-{r[1]}" not in done] or ranges[-1:]
     for first, last in missing:
-        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))
+        await state.redis.enqueue_job(
+            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
+        )

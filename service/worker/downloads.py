@@ -14,7 +14,7 @@ from service.errors import DownloadFailed, PayloadTooLarge, ServiceError
 from service.jobs.cache import content_key
 from service.jobs.documents import check_document
 from service.jobs.record import QUEUED, RUNNING, TERMINAL
-from service.jobs.units import OCR_PAGES, encode_ranges, page_ranges, range_arq_id
+from service.jobs.units import OCR_PAGES, UNIT_EXPIRES_MS, encode_ranges, page_ranges, range_arq_id
 from service.netguard import open_stream
 from service.worker.finish import end_failed
 from service.worker.guard import ends_its_job
@@ -88,6 +88,8 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         allowed_from=[RUNNING],
     )
     for first, last in ranges:
-        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))
+        await state.redis.enqueue_job(
+            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
+        )
     logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
     return "downloaded"

@@ -25,6 +25,7 @@ from tests.conftest import RedisServer
 
 TTL_S = 60
 WEBHOOK_ARQ_PREFIX = "arq:job:"
+DAY_MS = 24 * 3600 * 1000
 
 
 async def create(store: JobStore, *, tenant: str = "acme", webhook: bool = False, pages: int = 4, **kw: object) -> Job:
@@ -107,6 +108,7 @@ async def test_the_change_that_ends_a_job_queues_its_webhook_once(redis: Redis) 
     await store.change(job_id, "acme", {"status": COMPLETED}, allowed_from=[RUNNING])
     assert len(await webhook_entries(redis, job_id)) == 1
     payload = json.loads(await redis.get(f"{WEBHOOK_ARQ_PREFIX}{job_id}:webhook"))
+    assert await redis.pttl(f"{WEBHOOK_ARQ_PREFIX}{job_id}:webhook") > DAY_MS
     assert payload["f"] == "deliver_webhook" and payload["a"] == [job_id] and payload["k"] == {}
     # Later changes of the ended job (the delivery's outcome) queue nothing more.
     await store.change(job_id, "acme", {"webhook": {"status": "retrying"}})
@@ -170,6 +172,8 @@ async def test_a_unit_the_cron_keeps_re_queueing_fails_after_max_tries(worker_st
     for _ in range(worker_state.settings.max_tries):
         await cleanup({"state": worker_state})
         assert await worker_state.redis.zscore("arq:queue", f"{job['id']}:0") is not None
+        # arq's default would drop it again after a day in the queue, and the cron count that too.
+        assert await worker_state.redis.pttl(f"arq:job:{job['id']}:0") > DAY_MS
         await drop_queue(worker_state.redis)
     await cleanup({"state": worker_state})
     ref = await store.get(job["id"])
