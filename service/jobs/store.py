@@ -36,6 +36,12 @@ FEED_HISTORY_EVENTS = 1000
 Command = tuple[str | bytes | int | float, ...]
 
 
+def too_many_jobs(max_active: int | None) -> TooManyJobs:
+    return TooManyJobs(
+        f"This tenant already has {max_active} queued or running jobs; retry when some finish.", retry_after_s=5
+    )
+
+
 class JobStore:
     """Reads and changes job records. Shared by the web process and the workers."""
 
@@ -73,10 +79,7 @@ class JobStore:
             keys=self._change_keys(job_id, tenant), args=self._change_args(job_id, tenant, job, "-", ttl_s) + extra
         )
         if out == -1:
-            raise TooManyJobs(
-                f"This tenant already has {max_active} queued or running jobs; retry when some finish.",
-                retry_after_s=5,
-            )
+            raise too_many_jobs(max_active)
         assert out, "a fresh job id cannot exist already"
         created: Job = json.loads(out)
         return created

@@ -10,11 +10,11 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from service import netguard
-from service.errors import ServiceUnavailable, TooManyJobs
+from service.errors import ServiceUnavailable
 from service.jobs.cache import ContentCache, content_key
 from service.jobs.documents import check_document
 from service.jobs.record import FAILED, QUEUED, Job, new_job, new_job_id, utc_now
-from service.jobs.store import JobStore
+from service.jobs.store import JobStore, too_many_jobs
 from service.jobs.units import (
     FETCH_DOCUMENT,
     OCR_PAGES,
@@ -47,10 +47,7 @@ async def submit(
     # A quick refusal before the document is checked; the quota itself is held by `store.create`,
     # which checks it and adds the job in one step, so a burst of submissions cannot all slip under it.
     if await store.active_count(tenant) >= settings.max_active_jobs:
-        raise TooManyJobs(
-            f"This tenant already has {settings.max_active_jobs} queued or running jobs; retry when some finish.",
-            retry_after_s=5,
-        )
+        raise too_many_jobs(settings.max_active_jobs)
     meta: dict[str, str] = {}
     # Refuse internal addresses now, with a 400 the client sees; the worker checks again when it connects.
     for url in (submission.webhook_url, submission.source_url):

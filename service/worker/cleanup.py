@@ -58,7 +58,7 @@ async def _check_active(state: WorkerState, active_key: str, job_id: str) -> Non
         else:
             await _requeue_if_lost(state, ref)
     except Exception as exc:  # noqa: BLE001 - a damaged job must not stop the cron for every other one
-        with contextlib.suppress(Retry):
+        with contextlib.suppress(Retry):  # the cron's next run is its retry
             await unexpected_failure(state, job_id, "cleanup", exc, fail_job)
 
 

@@ -77,5 +77,5 @@ async def unexpected_failure(state: WorkerState, job_id: str, unit: str, exc: Ex
         tries, state.settings.max_tries,
     )  # fmt: skip
     if tries >= state.settings.max_tries:
-        return await give_up(state, ref, UnitFailed(f"An unexpected error stopped the {unit} {tries} times: {what}"))
+        return await give_up(state, ref, UnitFailed(f"Unit {unit} failed {tries} times on an unexpected error: {what}"))
     raise Retry(defer=retry_delay_s(state.settings, tries))
