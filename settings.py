@@ -66,6 +66,10 @@ class Settings:
     retry_delay_s: float = 2.0
     sse_ping_s: float = 15.0
     sse_retry_ms: int = 2000
+    # A stream whose client stops reading is ended once one send has waited this long.
+    sse_send_timeout_s: float = 30.0
+    # Streams (job streams and feeds) one tenant may hold open on one web process.
+    max_streams_per_tenant: int = 1000
     sse_token_ttl_s: int = 3600
 
     @property
@@ -136,6 +140,8 @@ class Settings:
             retry_delay_s=_float(env, "RETRY_DELAY_SECONDS", 2.0, 0.1, 600.0),
             sse_ping_s=_float(env, "SSE_PING_SECONDS", 15.0, 0.1, 50.0),
             sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000, 100, 600_000),
+            sse_send_timeout_s=_float(env, "SSE_SEND_TIMEOUT_SECONDS", 30.0, 0.1, 3600.0),
+            max_streams_per_tenant=_int(env, "MAX_STREAMS_PER_TENANT", 1000, 1, 1_000_000),
             sse_token_ttl_s=_int(env, "SSE_TOKEN_TTL", 3600, 10, 7 * 24 * 3600),
         )
 

@@ -45,7 +45,13 @@ class WorkerSettings:
             max_tries=settings.max_tries + 10,
         ),
         func(fetch_document, name=FETCH_DOCUMENT, timeout=120, max_tries=settings.max_tries + 10),
-        func(deliver_webhook, name=DELIVER_WEBHOOK, timeout=60, max_tries=MAX_DELIVERY_TRIES + 2),
+        # Room for MAX_TRIES unforeseen failures too (service/worker/guard.py), which end the delivery themselves.
+        func(
+            deliver_webhook,
+            name=DELIVER_WEBHOOK,
+            timeout=60,
+            max_tries=max(MAX_DELIVERY_TRIES, settings.max_tries) + 2,
+        ),
     ]
     cron_jobs: ClassVar[list[CronJob]] = [cron(cleanup, second={0, 30}, run_at_startup=True, unique=True, timeout=60)]
     on_startup = startup

@@ -17,8 +17,11 @@
     │   ├── DownloadFailed            409 download_failed (the document's URL did not give it)
     │   ├── DocumentMissing           409 document_missing (the stored document is gone)
     │   ├── TransientOcrError         409 ocr_failed (worth a retry with backoff; the job fails after MAX_TRIES)
-    │   └── OcrCancelled              409 cancelled (the job was cancelled while a page was in work)
+    │   ├── OcrCancelled              409 cancelled (the job was cancelled while a page was in work)
+    │   └── UnitFailed                409 unit_failed (a unit of work raised something unforeseen, or lost its
+    │                                     queue entry, MAX_TRIES times)
     ├── TooManyJobs                   429 too_many_jobs (Retry-After)
+    ├── TooManyStreams                429 too_many_streams (Retry-After): a tenant's open streams on one process
     └── ServiceUnavailable            503 service_unavailable (Retry-After)
 
 Handlers at the edge turn any ServiceError into `{"error": {"code", "message"}}` with its status. A
@@ -120,9 +123,18 @@ class OcrCancelled(JobFailure):
     code = "cancelled"
 
 
+class UnitFailed(JobFailure):
+    code = "unit_failed"
+
+
 class TooManyJobs(ServiceError):
     status_code = 429
     code = "too_many_jobs"
+
+
+class TooManyStreams(ServiceError):
+    status_code = 429
+    code = "too_many_streams"
 
 
 class ServiceUnavailable(ServiceError):

@@ -1,6 +1,7 @@
 """The Redis key layout: every key the service writes, in one place.
 
-Per job (all expire RESULT_TTL after the job's last change):
+Per job (none expires while the job is queued or running; all expire RESULT_TTL after its end, set by
+the very change that ends it, see service/jobs/scripts.py):
     ocr:job:<id>          the public job object, JSON
     ocr:meta:<id>         hash: tenant, media_type, content_key, webhook_url, ...
     ocr:seq:<id>          the job's event counter (the SSE `id`)
@@ -12,12 +13,15 @@ Per job (all expire RESULT_TTL after the job's last change):
     ocr:ranges:<id>       set of page ranges finished (documents split across workers)
     ocr:finalize:<id>     set once by whichever range assembles the result
     ocr:cancel:<id>       present once the job was asked to stop
+    ocr:attempts:<id>     hash: unit -> how often it failed unexpectedly, or was re-queued by the cron
 
 Per tenant:
     ocr:tenant-jobs:<t>    sorted set of job ids by creation time (listing); pruned by the cleanup cron
-    ocr:tenant-active:<t>  set of queued + running job ids (quota)
+    ocr:tenant-active:<t>  set of queued + running job ids (quota); never expires, empty (gone) when idle
     ocr:feed:<t>           list of recent events of all the tenant's jobs (the /events feed)
     ocr:feed-seq:<t>       the feed's event counter
+    (tenant-jobs, feed and feed-seq never expire while the tenant has a live job; they get their TTL
+    when its last live job ends)
     ocr:cache:<t>:<hash>   job id of the earlier result for the same bytes and options
     ocr:cache-stats:<t>    hash: hits, misses
 
@@ -80,9 +84,15 @@ def cancel(job_id: str) -> str:
     return f"{PREFIX}cancel:{job_id}"
 
 
+def attempts(job_id: str) -> str:
+    return f"{PREFIX}attempts:{job_id}"
+
+
 def job_keys(job_id: str) -> list[str]:
-    """Every per-job key, for deletion."""
-    return [f(job_id) for f in (job, meta, seq, events, document, pages, layers, result, ranges, finalize, cancel)]
+    """Every per-job key: expired together at the job's end, deleted together with the job."""
+    return [
+        f(job_id) for f in (job, meta, seq, events, document, pages, layers, result, ranges, finalize, cancel, attempts)
+    ]
 
 
 def tenant_jobs(tenant: str) -> str:

@@ -28,8 +28,9 @@ MAX_JSON_DEPTH = 32
 MAX_NUMBER_CHARS = 32
 # Event ids are Redis integers: at most 19 digits fit in a signed 64-bit integer.
 MAX_EVENT_ID_DIGITS = 18
-# A list cursor is a creation time in ms (13 digits until the year 2286).
+# A list cursor is a creation time in ms (13 digits until the year 2286), then the last job's id.
 MAX_CURSOR_DIGITS = 16
+_CURSOR = re.compile(r"([0-9]{1,16})(?:-([0-9a-f]{32}))?")
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 # What float() accepts of ASCII decimal notation; no 'nan', 'inf', '_' or other scripts' digits.
@@ -89,14 +90,15 @@ def parse_choice(raw: str, name: str, choices: tuple[str, ...], *, message: str 
     return raw
 
 
-def parse_cursor(raw: str | None) -> float | None:
-    """A `GET /jobs` cursor: the creation time (ms) the previous page's `next` handed out; None for the first page."""
+def parse_cursor(raw: str | None) -> tuple[int, str | None] | None:
+    """A `GET /jobs` cursor, `<creation ms>-<job id>` as the previous page's `next` handed it out (a bare
+    time, as older servers gave, still works): (ms, id or None); None for the first page."""
     if not raw:
         return None
-    value = ascii_int(raw, MAX_CURSOR_DIGITS)
-    if value is None:
+    match = _CURSOR.fullmatch(raw)
+    if match is None:
         raise BadRequest("cursor is not one this server handed out.")
-    return float(value)
+    return int(match[1]), match[2]
 
 
 def parse_event_id(raw: str | None) -> int | None:

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import cache, jobs, ops, results, streams
-from service.api.context import Services
+from service.api.context import Services, StreamSlots
 from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
 from service.connections import redis_client
@@ -32,6 +32,7 @@ from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.store import JobStore
 from service.ocr import installed_languages
+from service.ops.dashboard import SharedFigures
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -173,11 +174,14 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             cache=ContentCache(redis, store),
             hub=hub,
             installed_langs=installed_languages(),
+            streams=StreamSlots(settings.max_streams_per_tenant),
+            dashboard=SharedFigures(redis, lambda: hub.clients),
         )
         app.state.services = services
         try:
             yield {"services": services}
         finally:
+            services.dashboard.close()
             await hub.stop()
             await hub_redis.aclose()
             await redis.aclose()

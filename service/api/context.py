@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 from starlette.requests import Request
 
+from service.errors import TooManyStreams
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.store import JobStore
+from service.ops.dashboard import SharedFigures
 from settings import Settings
+
+
+class StreamSlots:
+    """How many streams each tenant holds open on this process, against MAX_STREAMS_PER_TENANT: one
+    tenant's runaway client must not take every connection the process can hold."""
+
+    def __init__(self, per_tenant: int) -> None:
+        self.per_tenant = per_tenant
+        self._open: dict[str, int] = {}
+
+    def take(self, tenant: str) -> Callable[[], None]:
+        """Take a slot (or refuse with 429); returns what gives it back, once however often it is called."""
+        if self._open.get(tenant, 0) >= self.per_tenant:
+            raise TooManyStreams(
+                f"This tenant already has {self.per_tenant} streams open here; close some first.", retry_after_s=5
+            )
+        self._open[tenant] = self._open.get(tenant, 0) + 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self._open[tenant] -= 1
+                if not self._open[tenant]:
+                    del self._open[tenant]
+
+        return give_back
 
 
 @dataclass(frozen=True)
@@ -23,6 +54,8 @@ class Services:
     cache: ContentCache
     hub: EventHub
     installed_langs: frozenset[str]
+    streams: StreamSlots
+    dashboard: SharedFigures
 
 
 def services_of(request: Request) -> Services:

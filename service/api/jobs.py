@@ -94,6 +94,6 @@ async def list_jobs(request: Request) -> Response:
     return json_response(
         {
             "jobs": [present(services, tenant, job) for job in jobs],
-            "next": None if next_cursor is None else str(int(next_cursor)),
+            "next": None if next_cursor is None else f"{next_cursor[0]}-{next_cursor[1]}",
         }
     )

@@ -15,7 +15,6 @@ from starlette.responses import Response
 from service.api.context import services_of
 from service.api.present import json_response
 from service.api.sse import event_response, sse
-from service.ops.dashboard import dashboard_figures
 from service.ops.metrics import WORKER_ALIVE_S, exposition, read_snapshot, workers_alive
 
 
@@ -48,8 +47,11 @@ async def ops_events(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         sequence = 0
-        async for figures in dashboard_figures(services.redis, lambda: services.hub.clients):
+        async for figures in services.dashboard.stream():
             sequence += 1
             yield sse(sequence, "stats", figures, services.settings.sse_retry_ms if sequence == 1 else None)
 
-    return event_response(stream(), ping_s=services.settings.sse_ping_s)
+    settings = services.settings
+    return event_response(
+        stream(), ping_s=settings.sse_ping_s, send_timeout_s=settings.sse_send_timeout_s, on_close=lambda: None
+    )

@@ -6,7 +6,7 @@ published in between is lost (service/jobs/events.py says why); events seen twic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sse_starlette import ServerSentEvent
@@ -38,6 +38,15 @@ def _require_hub(services: Services) -> None:
         raise ServiceUnavailable("The event stream is unavailable: Redis is not reachable.", retry_after_s=5)
 
 
+def _respond(services: Services, content: AsyncIterator[ServerSentEvent], on_close: Callable[[], None]) -> Response:
+    return event_response(
+        content,
+        ping_s=services.settings.sse_ping_s,
+        send_timeout_s=services.settings.sse_send_timeout_s,
+        on_close=on_close,
+    )
+
+
 async def job_events(request: Request) -> Response:
     services = services_of(request)
     job_id = request.path_params["job_id"]
@@ -45,30 +54,31 @@ async def job_events(request: Request) -> Response:
     await services.store.get_for_tenant(job_id, tenant)
     _require_hub(services)
     last_event_id = _last_event_id(request)
+    give_back = services.streams.take(tenant)
     subscription = services.hub.job(job_id)
+
+    def close() -> None:
+        subscription.close()
+        give_back()
+
     try:
         backlog, _ = await read_job_backlog(services.redis, job_id, last_event_id)
         if not backlog and last_event_id is not None:
             ref = await services.store.get(job_id)
             if ref is None or ref.job["status"] not in ACTIVE:
                 # The client has seen the end already; 204 tells EventSource to stop reconnecting.
-                subscription.close()
+                close()
                 return Response(status_code=204)
     except BaseException:
-        subscription.close()
+        close()
         raise
-
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        with subscription:
-            async for event in job_stream(
-                subscription=subscription,
-                backlog=backlog,
-                present=lambda job: present(services, tenant, job),
-                retry_ms=services.settings.sse_retry_ms,
-            ):
-                yield event
-
-    return event_response(stream(), ping_s=services.settings.sse_ping_s)
+    events = job_stream(
+        subscription=subscription,
+        backlog=backlog,
+        present=lambda job: present(services, tenant, job),
+        retry_ms=services.settings.sse_retry_ms,
+    )
+    return _respond(services, events, close)
 
 
 async def tenant_events(request: Request) -> Response:
@@ -81,25 +91,26 @@ async def tenant_events(request: Request) -> Response:
         jobs, _ = await services.store.list_for_tenant(tenant, status=None, limit=FEED_SNAPSHOT_JOBS, cursor=None)
         return jobs
 
+    give_back = services.streams.take(tenant)
     subscription = services.hub.tenant(tenant)
+
+    def close() -> None:
+        subscription.close()
+        give_back()
+
     try:
         backlog, seq_now = await read_feed_backlog(services.redis, tenant, last_event_id, snapshot)
     except BaseException:
-        subscription.close()
+        close()
         raise
-
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        with subscription:
-            async for event in feed_stream(
-                subscription=subscription,
-                backlog=backlog,
-                seq_now=seq_now,
-                present=lambda job: present(services, tenant, job),
-                retry_ms=services.settings.sse_retry_ms,
-            ):
-                yield event
-
-    return event_response(stream(), ping_s=services.settings.sse_ping_s)
+    events = feed_stream(
+        subscription=subscription,
+        backlog=backlog,
+        seq_now=seq_now,
+        present=lambda job: present(services, tenant, job),
+        retry_ms=services.settings.sse_retry_ms,
+    )
+    return _respond(services, events, close)
 
 
 async def feed_link(request: Request) -> Response:

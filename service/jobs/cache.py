@@ -54,6 +54,8 @@ class ContentCache:
         """A new completed job (`cached: true`) carrying a copy of the source job's result; no OCR runs.
 
         The copy lives no longer than the source's result would: the cache never outlives RESULT_TTL.
+        All of the copy's keys, its record included, expire together (the create that ends it sets
+        them at once), so a copy that reads completed always has its result.
         """
         source = await self.store.get(source_id)
         remaining_s = await self.redis.ttl(keys.result(source_id))
@@ -72,12 +74,10 @@ class ContentCache:
             "started_at": now,
             "finished_at": now,
         }
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # The copies expire on their own should this process stop before the job is created.
+        async with self.redis.pipeline(transaction=True) as pipe:
             for key in COPIED_ON_HIT:
                 pipe.copy(key(source_id), key(job_id))
-            await pipe.execute()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in COPIED_ON_HIT:
                 pipe.expire(key(job_id), remaining_s)
             await pipe.execute()
         # The result object names its job.
@@ -87,7 +87,7 @@ class ContentCache:
         result = json.loads(raw)
         result["id"] = job_id
         await self.redis.set(keys.result(job_id), json.dumps(result), ex=remaining_s)
-        return await self.store.create(job, tenant=tenant, meta=meta, document=None)
+        return await self.store.create(job, tenant=tenant, meta=meta, document=None, ttl_s=remaining_s)
 
     async def forget_job(self, tenant: str, key: str, job_id: str) -> None:
         """Drop the entry if it points at `job_id` (the job is being deleted)."""

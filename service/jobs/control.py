@@ -42,7 +42,8 @@ async def cancel(store: JobStore, ref: JobRef) -> Job:
     in work are stopped by their workers (service/worker/lease.py), Tesseract processes included."""
     redis = store.redis
     job_id = ref.job["id"]
-    await redis.set(keys.cancel(job_id), b"1", ex=store.ttl_s)
+    # The flag lives as long as the job: a worker that picks up one of its ranges late still sees it.
+    await store.write(job_id, ("SET", keys.cancel(job_id), "1"))
     await redis.publish(keys.CANCEL_CHANNEL, job_id)
     arq_ids = [range_arq_id(job_id, first) for first, _ in stored_ranges(ref.meta)]
     arq_ids.append(download_arq_id(job_id))
@@ -55,7 +56,8 @@ async def cancel(store: JobStore, ref: JobRef) -> Job:
     if in_progress:
         logger.info("job %s tenant=%s cancel requested while running", job_id, ref.tenant)
     else:
-        # Nothing is in work: no worker will end the job, so it ends here.
+        # Nothing is in work: no worker will end the job, so it ends here (and its webhook is queued by
+        # that same change).
         cancelled = await store.change(
             job_id,
             ref.tenant,

@@ -10,14 +10,15 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from service import netguard
-from service.errors import ServiceUnavailable, TooManyJobs
+from service.errors import ServiceUnavailable
 from service.jobs.cache import ContentCache, content_key
 from service.jobs.documents import check_document
 from service.jobs.record import FAILED, QUEUED, Job, new_job, new_job_id, utc_now
-from service.jobs.store import JobStore
+from service.jobs.store import JobStore, too_many_jobs
 from service.jobs.units import (
     FETCH_DOCUMENT,
     OCR_PAGES,
+    UNIT_EXPIRES_MS,
     download_arq_id,
     encode_ranges,
     page_ranges,
@@ -43,11 +44,10 @@ async def submit(
     settings: Settings, store: JobStore, cache: ContentCache, tenant: str, submission: Submission
 ) -> tuple[Job, bool]:
     """Store and enqueue a document; returns the job and whether it came from the cache."""
+    # A quick refusal before the document is checked; the quota itself is held by `store.create`,
+    # which checks it and adds the job in one step, so a burst of submissions cannot all slip under it.
     if await store.active_count(tenant) >= settings.max_active_jobs:
-        raise TooManyJobs(
-            f"This tenant already has {settings.max_active_jobs} queued or running jobs; retry when some finish.",
-            retry_after_s=5,
-        )
+        raise too_many_jobs(settings.max_active_jobs)
     meta: dict[str, str] = {}
     # Refuse internal addresses now, with a 400 the client sees; the worker checks again when it connects.
     for url in (submission.webhook_url, submission.source_url):
@@ -56,7 +56,7 @@ async def submit(
     if submission.webhook_url:
         meta["webhook_url"] = submission.webhook_url
     if submission.document is None:
-        return await _submit_url(store, tenant, submission, meta), False
+        return await _submit_url(store, tenant, submission, meta, settings.max_active_jobs), False
 
     document = submission.document
     checked = await check_document(document, max_pages=settings.max_pages)
@@ -74,19 +74,21 @@ async def submit(
     )
     ranges = page_ranges(checked.pages_total, settings.split_pages)
     meta["ranges"] = encode_ranges(ranges)
-    job = await store.create(job, tenant=tenant, meta=meta, document=document)
+    job = await store.create(job, tenant=tenant, meta=meta, document=document, max_active=settings.max_active_jobs)
     calls = [(OCR_PAGES, (job["id"], first, last), range_arq_id(job["id"], first)) for first, last in ranges]
     await _enqueue_or_fail(store, job, tenant, calls)
     logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, checked.pages_total, len(document))
     return job, False
 
 
-async def _submit_url(store: JobStore, tenant: str, submission: Submission, meta: dict[str, str]) -> Job:
+async def _submit_url(
+    store: JobStore, tenant: str, submission: Submission, meta: dict[str, str], max_active: int
+) -> Job:
     assert submission.source_url is not None
     job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=None)
     job["message"] = "Queued for download"
     meta["source_url"] = submission.source_url
-    job = await store.create(job, tenant=tenant, meta=meta, document=None)
+    job = await store.create(job, tenant=tenant, meta=meta, document=None, max_active=max_active)
     await _enqueue_or_fail(store, job, tenant, [(FETCH_DOCUMENT, (job["id"],), download_arq_id(job["id"]))])
     logger.info("job %s tenant=%s queued for download", job["id"], tenant)
     return job
@@ -99,7 +101,7 @@ async def _enqueue_or_fail(
     assert isinstance(redis, ArqRedis)
     try:
         for function, args, arq_id in calls:
-            await redis.enqueue_job(function, *args, _job_id=arq_id)
+            await redis.enqueue_job(function, *args, _job_id=arq_id, _expires=UNIT_EXPIRES_MS / 1000)
     except Exception:
         # A job that is recorded but not queued would wait forever: fail it where clients can see it.
         await store.change(

@@ -11,6 +11,11 @@ OCR_PAGES = "ocr_pages"
 FETCH_DOCUMENT = "fetch_document"
 DELIVER_WEBHOOK = "deliver_webhook"
 
+# arq drops a unit still waiting when its queue entry expires (a day by default), and the cleanup cron
+# would then re-queue it, at the back, and count that towards MAX_TRIES: a long queue must not do that to
+# a live job. Enqueue every unit with this instead (ms, arq's `_expires`).
+UNIT_EXPIRES_MS = 30 * 24 * 3600 * 1000
+
 
 def page_ranges(pages_total: int, split_pages: int) -> list[tuple[int, int]]:
     """0-based [first, last) ranges of at most `split_pages` pages, each run as its own arq job."""

@@ -7,15 +7,19 @@ the same as /metrics exposes, so like /metrics the stream needs no API key.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.jobs.record import CANCELLED, COMPLETED, FAILED, QUEUED
 from service.ops.metrics import read_snapshot
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 2.0
 RATE_WINDOW_S = 60.0
@@ -53,3 +57,54 @@ async def dashboard_figures(redis: Redis, sse_clients: Callable[[], int]) -> Asy
         }
         yield figures
         await asyncio.sleep(SAMPLE_INTERVAL_S)
+
+
+class SharedFigures:
+    """One poll of Redis for every dashboard stream of a process: `/ops/events` needs no key, so its
+    streams must not each cost Redis a poll (enough of them would starve the API of connections)."""
+
+    def __init__(self, redis: Redis, sse_clients: Callable[[], int]) -> None:
+        self.redis = redis
+        self.sse_clients = sse_clients
+        self._latest: dict[str, Any] = {}
+        self._version = 0
+        self._changed = asyncio.Condition()
+        self._readers = 0
+        self._poller: asyncio.Task[None] | None = None
+
+    async def stream(self) -> AsyncIterator[dict[str, Any]]:
+        """The newest figures as they come; a reader slower than the poll skips to the newest."""
+        self._readers += 1
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="dashboard-poll")
+        seen = 0
+
+        def newer() -> bool:
+            return self._version > seen
+
+        try:
+            while True:
+                async with self._changed:
+                    await self._changed.wait_for(newer)
+                    seen, figures = self._version, self._latest
+                yield figures
+        finally:
+            self._readers -= 1
+            if self._readers == 0:
+                self.close()
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                async for figures in dashboard_figures(self.redis, self.sse_clients):
+                    async with self._changed:
+                        self._latest, self._version = figures, self._version + 1
+                        self._changed.notify_all()
+            except (RedisError, OSError) as exc:
+                logger.warning("dashboard figures unavailable (%s); retrying", exc)
+                await asyncio.sleep(SAMPLE_INTERVAL_S)

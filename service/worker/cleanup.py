@@ -3,15 +3,27 @@ queue entries, so that nothing stays stuck."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
 
+from arq import Retry
 from arq.constants import default_queue_name, in_progress_key_prefix
 
 from service import keys
+from service.errors import UnitFailed
 from service.jobs.record import TERMINAL, JobRef
-from service.jobs.units import FETCH_DOCUMENT, OCR_PAGES, download_arq_id, range_arq_id, stored_ranges
+from service.jobs.units import (
+    FETCH_DOCUMENT,
+    OCR_PAGES,
+    UNIT_EXPIRES_MS,
+    download_arq_id,
+    range_arq_id,
+    stored_ranges,
+)
+from service.worker.finish import end_failed
+from service.worker.guard import count_attempt, fail_job, unexpected_failure
 from service.worker.state import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -33,11 +45,21 @@ async def cleanup(ctx: dict[str, Any]) -> None:
                 await redis.zrem(index_key, *gone)
     async for active_key in redis.scan_iter(match=keys.tenant_active("*"), count=200):
         for member in [m.decode() for m in await redis.smembers(active_key)]:  # type: ignore[misc]
-            ref = await state.store.get(member)
-            if ref is None or ref.job["status"] in TERMINAL:
-                await redis.srem(active_key, member)  # type: ignore[misc]
-            else:
-                await _requeue_if_lost(state, ref)
+            await _check_active(state, active_key.decode(), member)
+
+
+async def _check_active(state: WorkerState, active_key: str, job_id: str) -> None:
+    """One job of a tenant's active set; whatever goes wrong with it, the others are still checked, and
+    after MAX_TRIES failures here the job fails rather than stay stuck."""
+    try:
+        ref = await state.store.get(job_id)
+        if ref is None or ref.job["status"] in TERMINAL:
+            await state.redis.srem(active_key, job_id)  # type: ignore[misc]
+        else:
+            await _requeue_if_lost(state, ref)
+    except Exception as exc:  # noqa: BLE001 - a damaged job must not stop the cron for every other one
+        with contextlib.suppress(Retry):  # the cron's next run is its retry
+            await unexpected_failure(state, job_id, "cleanup", exc, fail_job)
 
 
 async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
@@ -52,11 +74,21 @@ async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
         answers = await pipe.execute()
     if any(answers):
         return
+    # arq starts its try count again for a re-queued unit: this count is what bounds a unit that arq
+    # keeps giving up on (its own max_tries) or that keeps losing its entry.
+    requeued = await count_attempt(state, job_id, "requeued")
+    if requeued > state.settings.max_tries:
+        await end_failed(state, ref, UnitFailed(f"The job lost its place in the queue {requeued} times."))
+        return
     logger.warning("job %s tenant=%s lost its queue entries; re-queueing", job_id, ref.tenant)
     if not ranges:
-        await state.redis.enqueue_job(FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id))
+        await state.redis.enqueue_job(
+            FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id), _expires=UNIT_EXPIRES_MS / 1000
+        )
         return
     done = {r.decode() for r in await state.redis.smembers(keys.ranges(job_id))}  # type: ignore[misc]
     missing = [r for r in ranges if f"{r[0]}-{r[1]}" not in done] or ranges[-1:]
     for first, last in missing:
-        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))
+        await state.redis.enqueue_job(
+            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
+        )

@@ -14,10 +14,11 @@ from service.errors import DownloadFailed, PayloadTooLarge, ServiceError
 from service.jobs.cache import content_key
 from service.jobs.documents import check_document
 from service.jobs.record import QUEUED, RUNNING, TERMINAL
-from service.jobs.units import OCR_PAGES, encode_ranges, page_ranges, range_arq_id
+from service.jobs.units import OCR_PAGES, UNIT_EXPIRES_MS, encode_ranges, page_ranges, range_arq_id
 from service.netguard import open_stream
 from service.params import MAX_NUMBER_CHARS, ascii_int
 from service.worker.finish import end_failed
+from service.worker.guard import ends_its_job
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ async def download(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
                 return b"".join(chunks)
 
 
+@ends_its_job("download")
 async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
     state: WorkerState = ctx["state"]
     ref = await state.store.get(job_id)
@@ -77,10 +79,8 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         "size": str(len(document)),
         "ranges": encode_ranges(ranges),
     }
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.document(job_id), document, ex=settings.result_ttl_s)
-        pipe.hset(keys.meta(job_id), mapping=meta)
-        await pipe.execute()
+    fields = [item for pair in meta.items() for item in pair]
+    await state.store.write(job_id, ("SET", keys.document(job_id), document), ("HSET", keys.meta(job_id), *fields))
     # Back to queued: its pages now wait for a worker like any uploaded document's.
     await state.store.change(
         job_id,
@@ -89,6 +89,8 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         allowed_from=[RUNNING],
     )
     for first, last in ranges:
-        await state.redis.enqueue_job(OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first))
+        await state.redis.enqueue_job(
+            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
+        )
     logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
     return "downloaded"

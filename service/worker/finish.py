@@ -1,4 +1,8 @@
-"""How a job ends: assembling its result exactly once, or failing or cancelling it, then its webhook."""
+"""How a job ends: assembling its result exactly once, or failing or cancelling it.
+
+The change that ends a job also starts the RESULT_TTL of all it stored and queues its webhook, in
+one step (service/jobs/scripts.py), so nothing here follows an end up.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from typing import Any
 from service import keys
 from service.errors import ServiceError
 from service.jobs.record import ACTIVE, CANCELLED, COMPLETED, FAILED, RUNNING, JobRef, utc_now
-from service.jobs.units import DELIVER_WEBHOOK, webhook_arq_id
 from service.ops import metrics
 from service.worker.state import WorkerState
 
@@ -26,12 +29,14 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     if refused is not None:
         return refused
     result = await _assemble_result(state, ref)
-    ttl_s = state.settings.result_ttl_s
-    await state.redis.set(keys.result(job_id), json.dumps(result), ex=ttl_s)
+    await state.store.write(job_id, ("SET", keys.result(job_id), json.dumps(result)))
     # The cache entry goes in before the completion is published: a client that resubmits the moment it
     # hears "completed" must hit. (A lookup only serves completed jobs, so an entry that is early is harmless.)
     if ref.meta.get("content_key"):
         await state.cache.remember(tenant, ref.meta["content_key"], job_id)
+    # Counted before the completion is published, like the cache entry: a client that hears "completed"
+    # and then reads /metrics finds the job in the histogram.
+    await metrics.record_job_duration(state.redis, result["duration_ms"] / 1000)
     completed = await state.store.change(
         job_id,
         tenant,
@@ -40,13 +45,6 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     )
     if completed is None:
         return "not-completed"
-    # Everything the job stored now lives RESULT_TTL from its end.
-    async with state.redis.pipeline(transaction=False) as pipe:
-        for key in keys.job_keys(job_id):
-            pipe.expire(key, ttl_s)
-        await pipe.execute()
-    await metrics.record_job_duration(state.redis, result["duration_ms"] / 1000)
-    await _after_end(state, ref)
     logger.info("job %s tenant=%s completed: %d pages in %d ms", job_id, tenant, total, result["duration_ms"])
     return COMPLETED
 
@@ -98,7 +96,6 @@ async def end_failed(state: WorkerState, ref: JobRef, error: ServiceError) -> st
     )
     if ended is not None:
         logger.info("job %s tenant=%s failed: %s", ref.job["id"], ref.tenant, error.code)
-        await _after_end(state, ref)
     return FAILED
 
 
@@ -110,13 +107,6 @@ async def end_cancelled(state: WorkerState, ref: JobRef) -> str:
         allowed_from=list(ACTIVE),
     )
     if ended is not None:
-        logger.info("job %s tenant=%s cancelled while running", ref.job["id"], ref.tenant)
         # Other ranges of the document stop too: they see the flag through their lease.
-        await _after_end(state, ref)
+        logger.info("job %s tenant=%s cancelled while running", ref.job["id"], ref.tenant)
     return CANCELLED
-
-
-async def _after_end(state: WorkerState, ref: JobRef) -> None:
-    """Side effects of a job's end that run once: the webhook."""
-    if ref.meta.get("webhook_url"):
-        await state.redis.enqueue_job(DELIVER_WEBHOOK, ref.job["id"], _job_id=webhook_arq_id(ref.job["id"]))

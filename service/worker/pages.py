@@ -20,15 +20,18 @@ from arq import Retry
 from service import keys
 from service.errors import DocumentError, DocumentMissing, OcrCancelled, TransientOcrError
 from service.jobs.record import QUEUED, RUNNING, TERMINAL, JobRef, utc_now
+from service.jobs.store import Command
 from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
+from service.worker.guard import ends_its_job
 from service.worker.lease import lease
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
 
+@ends_its_job("pages")
 async def ocr_pages(ctx: dict[str, Any], job_id: str, first: int, last: int) -> str:
     """OCR pages [first, last) of a job; the range that completes the document assembles its result."""
     state: WorkerState = ctx["state"]
@@ -80,7 +83,7 @@ async def _run_range(state: WorkerState, ref: JobRef, first: int, last: int, job
         failure = await _run_pages(state, ref, document_path, todo, options, token)
     if failure is not None:
         return await _after_failure(state, ref, failure, job_try)
-    await state.redis.sadd(keys.ranges(job_id), f"{first}-{last}")  # type: ignore[misc]
+    await state.store.write(job_id, ("SADD", keys.ranges(job_id), f"{first}-{last}"))
     return await finish_if_complete(state, ref)
 
 
@@ -157,14 +160,10 @@ async def _one_page(
     page, seconds = await state.pages.run_page(
         document, ref.meta["media_type"], index, options, token, deadline_s=state.settings.page_timeout_s
     )
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.pages(job_id), str(page.number), json.dumps(page.to_dict()))
-        pipe.expire(keys.pages(job_id), state.settings.result_ttl_s)
-        if page.text_pdf is not None:
-            pipe.hset(keys.layers(job_id), str(page.number), page.text_pdf)  # type: ignore[arg-type]
-            pipe.expire(keys.layers(job_id), state.settings.result_ttl_s)
-        pipe.hlen(keys.pages(job_id))
-        *_, pages_done = await pipe.execute()
+    stored: list[Command] = [("HSET", keys.pages(job_id), page.number, json.dumps(page.to_dict()))]
+    if page.text_pdf is not None:
+        stored.append(("HSET", keys.layers(job_id), page.number, page.text_pdf))
+    pages_done = int(await state.store.write(job_id, *stored, ("HLEN", keys.pages(job_id))))
     await metrics.record_page(state.redis, page.source, seconds)
     # Pages finish out of order when several run at once: the message counts them rather than naming
     # the one that just finished, so it reads in order.

@@ -1,7 +1,9 @@
 """Webhooks: the final job object POSTed to `webhook_url`, signed, by its own arq job.
 
-Delivery never blocks OCR: the job's end only enqueues `deliver_webhook`. A failed delivery is
-retried with exponential backoff; its state is kept on the job (`webhook`) so clients can see it.
+Delivery never blocks OCR: the change that ends the job enqueues `deliver_webhook` (arq id
+`<job>:webhook`, service/jobs/scripts.py), once per job however it ends. A failed delivery is retried
+with exponential backoff; its state is kept on the job (`webhook`) so clients can see it, and a
+delivery run again after its outcome was recorded does not POST again.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import httpx
 from arq import Retry
 
-from service.errors import ServiceError
+from service.errors import ServiceError, UnitFailed
+from service.jobs.record import JobRef
 from service.netguard import post
 from service.ops import metrics
+from service.worker.guard import ends_its_job
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -30,11 +34,21 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+async def give_up_delivery(state: WorkerState, ref: JobRef, error: UnitFailed) -> str:
+    await _record(state, ref.tenant, ref.job["id"], {"status": "failed", "error": error.message})
+    await metrics.record_webhook(state.redis, "failed")
+    return "failed"
+
+
+@ends_its_job("webhook", give_up=give_up_delivery)
 async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
     state: WorkerState = ctx["state"]
     ref = await state.store.get(job_id)
     if ref is None or not ref.meta.get("webhook_url"):
         return "gone"
+    if (ref.job.get("webhook") or {}).get("status") in ("delivered", "failed"):
+        # Run again after its worker died having recorded the outcome: the receiver has its one POST.
+        return "done-already"
     job = ref.job | {"links": {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}}
     job.pop("webhook", None)
     body = json.dumps(job, separators=(",", ":")).encode()

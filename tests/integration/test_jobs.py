@@ -35,7 +35,8 @@ async def test_create_records_publishes_and_indexes(redis: Redis) -> None:
     assert published["event"] == "status" and published["job"]["status"] == QUEUED
     assert await redis.sismember(keys.tenant_active("acme"), job["id"])
     assert await redis.zscore(keys.tenant_jobs("acme"), job["id"]) is not None
-    assert 0 < await redis.ttl(keys.job(job["id"])) <= 60
+    # A live job never expires; RESULT_TTL starts at its end (tests/integration/test_lifetimes.py).
+    assert await redis.ttl(keys.job(job["id"])) == -1
 
 
 async def test_transitions_are_guarded(redis: Redis) -> None:
@@ -81,3 +82,27 @@ async def test_delete_removes_every_key_and_tells_the_feed(redis: Redis) -> None
     assert [k async for k in redis.scan_iter(match=f"*{job['id']}*")] == []
     last = json.loads((await redis.lrange(keys.feed("acme"), -1, -1))[0])
     assert last["event"] == "deleted" and last["job"] == {"id": job["id"]}
+
+
+async def test_a_paginated_walk_lists_jobs_of_the_same_millisecond_each_once(redis: Redis) -> None:
+    store = JobStore(redis, ttl_s=60)
+    ids = []
+    for _ in range(23):
+        job = await store.create(new_job(new_job_id(), filename="a.pdf", options={}, pages_total=1),
+                                 tenant="burst", meta={"media_type": "application/pdf"}, document=None)
+        ids.append(job["id"])
+    # Twenty of them created in one millisecond (as a burst of uploads is), three before and after it.
+    scores = {job_id: 1_700_000_000_000 for job_id in ids[3:20]} | {
+        job_id: 1_700_000_000_000 + n - 10 for n, job_id in enumerate(ids) if job_id not in ids[3:20]
+    }
+    await redis.zadd(keys.tenant_jobs("burst"), scores)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(30):
+        page, cursor = await store.list_for_tenant("burst", status=None, limit=4, cursor=cursor)
+        seen += [job["id"] for job in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    newest_first = sorted(ids, key=lambda job_id: (scores[job_id], job_id), reverse=True)
+    assert seen == newest_first
