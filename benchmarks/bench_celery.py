@@ -43,7 +43,7 @@ class RssSampler(threading.Thread):
             self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pids()))
             self.stopping.wait(0.2)
 
-    def __enter__(self) -> RssSampler:  # noqa: PYI034 - a plain thread subclass
+    def __enter__(self) -> RssSampler:
         self.start()
         return self
 

@@ -2,7 +2,8 @@
 
 Separate, shorter runs of three loads with the processes started under py-spy (so the figures of the
 other benchmarks carry no profiler overhead): a large text-layer document (worker and its page
-processes), a 4-page scan (the worker's share beside Tesseract), 100 one-page text PDFs submitted at once (web and worker: the per-job overhead), and an
+processes), a 4-page scan (the worker's share beside Tesseract), 100 one-page text PDFs submitted at once
+(web and worker: the per-job overhead), and an
 event fanned out to 1,000 SSE streams (web).
 """
 

@@ -89,10 +89,11 @@ async def run(ctx: Context) -> Section:
                         async with http_client(service.url) as client:
                             await client.delete("/cache")
                         cpu_before = tree_cpu_s(service.pids())
-                        roles_before = cpu_by_role(service.web.pid if service.web else None, [w.pid for w in service.workers])
+                        web_pid = service.web.pid if service.web else None
+                        roles_before = cpu_by_role(web_pid, [w.pid for w in service.workers])
                         seconds, job, events = await run_job(service.url, document)
                         cpu = tree_cpu_s(service.pids()) - cpu_before
-                        roles_after = cpu_by_role(service.web.pid if service.web else None, [w.pid for w in service.workers])
+                        roles_after = cpu_by_role(web_pid, [w.pid for w in service.workers])
                         # Another process on this shared machine killing our tesseract makes the
                         # range retry: that run measures the retry delay, not the service.
                         if events[-1].data.get("attempt", 1) == 1:

@@ -15,7 +15,18 @@ import pymupdf
 from PIL import Image
 
 LETTER_PT = (612.0, 792.0)
-WORDS = ["invoice", "order", "payment", "account", "customer", "delivery", "office", "meeting", "review", "application", "schedule", "contract", "report", "budget", "quarter", "revenue", "service", "support", "request", "document", "signature", "approval", "deadline", "project", "manager", "department", "employee", "training", "policy", "insurance", "claim", "balance", "statement", "transfer", "shipment", "warehouse", "supplier", "product", "quality", "inspection", "maintenance", "equipment", "facility", "security", "access", "record", "the", "of", "and", "to", "in", "for", "with", "on", "by", "at", "from", "that", "this", "will", "be", "are", "was", "have", "has", "not", "please", "thank", "you", "we", "our", "your", "their", "all", "any", "each", "every", "must", "should", "could", "would", "may", "might", "next", "last", "first", "final", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "January", "February", "March", "April", "September", "October", "November"]
+WORDS = [
+    "invoice", "order", "payment", "account", "customer", "delivery", "office", "meeting", "review",
+    "application", "schedule", "contract", "report", "budget", "quarter", "revenue", "service", "support",
+    "request", "document", "signature", "approval", "deadline", "project", "manager", "department", "employee",
+    "training", "policy", "insurance", "claim", "balance", "statement", "transfer", "shipment", "warehouse",
+    "supplier", "product", "quality", "inspection", "maintenance", "equipment", "facility", "security",
+    "access", "record", "the", "of", "and", "to", "in", "for", "with", "on", "by", "at", "from", "that", "this",
+    "will", "be", "are", "was", "have", "has", "not", "please", "thank", "you", "we", "our", "your", "their",
+    "all", "any", "each", "every", "must", "should", "could", "would", "may", "might", "next", "last", "first",
+    "final", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "January", "February", "March", "April",
+    "September", "October", "November",
+]
 
 
 def sentence_lines(seed: int, count: int, words_per_line: int = 11) -> list[str]:

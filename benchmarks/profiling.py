@@ -114,7 +114,9 @@ def role_of(process: str, default: str) -> str:
     return process[:40] or default
 
 
-def summarize(path: Path, *, role: str = "process", top: int = 8, interesting: tuple[str, ...] = ("service/",)) -> list[str]:
+def summarize(
+    path: Path, *, role: str = "process", top: int = 8, interesting: tuple[str, ...] = ("service/",)
+) -> list[str]:
     """Markdown lines: per process role, its samples, the functions with the most inclusive time among
     `interesting` files and libraries, and the leaf functions (where the CPU actually is)."""
     if not path.exists():
@@ -132,7 +134,8 @@ def summarize(path: Path, *, role: str = "process", top: int = 8, interesting: t
         leaves: Counter[str] = Counter()
         for frames, count in stacks:
             for frame in set(frames):
-                if any(key in frame for key in interesting) and not frame.startswith(("<module>", "main ", "child_main")):
+                entry_point = frame.startswith(("<module>", "main ", "child_main"))
+                if any(key in frame for key in interesting) and not entry_point:
                     inclusive[frame] += count
             if frames:
                 leaves[frames[-1]] += count
@@ -143,6 +146,7 @@ def summarize(path: Path, *, role: str = "process", top: int = 8, interesting: t
             + "; ".join(f"`{name}` {count / total:.0%}" for name, count in inclusive.most_common(top))
         )
         lines.append(
-            "  - leaf (self) time: " + "; ".join(f"`{name}` {count / total:.0%}" for name, count in leaves.most_common(top))
+            "  - leaf (self) time: "
+            + "; ".join(f"`{name}` {count / total:.0%}" for name, count in leaves.most_common(top))
         )
     return lines

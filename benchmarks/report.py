@@ -160,9 +160,9 @@ def render_markdown(sections: list[Section], *, machine_info: dict[str, str], co
         "# Benchmarks",
         "",
         f"Written by `{command}`, which runs the whole suite in about ten minutes. `--only NAME` (repeatable, or",
-        "comma-separated: enqueue, throughput, text-layer, event-latency, split, sse-fanout, loop-lag, celery, profile,",
-        "soak) refreshes some sections and keeps the others as last measured, each with its own date; the soak (section",
-        "9, many minutes) runs only when named: `--only soak`. `--quick` is a smoke",
+        "comma-separated: enqueue, throughput, text-layer, event-latency, split, sse-fanout, loop-lag, celery,",
+        "profile, soak) refreshes some sections and keeps the others as last measured, each with its own date; the",
+        "soak (section 9, many minutes) runs only when named: `--only soak`. `--quick` is a smoke",
         "run with smaller inputs that writes `benchmarks/.results/BENCHMARKS.quick.md` instead; `--report-only`",
         "rewrites this file from the stored figures. The suite generates its documents and starts what it needs",
         "itself: its own redis-server on a free port, web and worker processes, the Celery baseline. Raw figures",
@@ -170,8 +170,9 @@ def render_markdown(sections: list[Section], *, machine_info: dict[str, str], co
         "",
         f"Last run: {run_date}.",
         "",
-        "Setup: redis-server and tesseract (eng, osd) on the PATH, the service installed in `.venv`, and for the Celery",
-        "baseline and the profiles `.venv/bin/pip install \"celery[redis]>=5.4,<5.5\" \"kombu>=5.3.4,<5.5\" \"redis>=5,<6\" psutil py-spy`.",
+        "Setup: redis-server and tesseract (eng, osd) on the PATH, the service installed in `.venv`, and for the",
+        "Celery baseline and the profiles",
+        "`.venv/bin/pip install \"celery[redis]>=5.4,<5.5\" \"kombu>=5.3.4,<5.5\" \"redis>=5,<6\" psutil py-spy`.",
         "Unpinned, `celery[redis]` brings kombu 5.7, which needs redis-py 6.1 or later and so upgrades redis-py past",
         "arq's cap (<6), breaking the service in the same virtualenv.",
         "",
@@ -232,7 +233,8 @@ def render_markdown(sections: list[Section], *, machine_info: dict[str, str], co
     lines += ["## Details", ""]
     for section in sections:
         mode = " (quick mode)" if section.quick else ""
-        lines += [f"### {section.key}. {section.title}", "", f"Measured {section.date}{mode}, {section.seconds:.0f} s.", ""]
+        measured = f"Measured {section.date}{mode}, {section.seconds:.0f} s."
+        lines += [f"### {section.key}. {section.title}", "", measured, ""]
         if section.error:
             lines += [f"Failed: {section.error}", ""]
         for figure in section.figures:

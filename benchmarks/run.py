@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     previous, extra = load_json(store)
     by_key = {s.key: s for s in previous}
     if args.report_only:
-        write_report(output, sorted(by_key.values(), key=lambda s: _order(s.key)), extra.get("machine", machine()), args)
+        sections = sorted(by_key.values(), key=lambda s: _order(s.key))
+        write_report(output, sections, extra.get("machine", machine()), args)
         logger.info("report: %s", output)
         return 0
     machine_info = machine()

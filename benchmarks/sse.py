@@ -51,7 +51,9 @@ class Stream:
         self.events.append(event)
         return event
 
-    async def read_until_terminal(self, terminal: frozenset[str] = frozenset({"completed", "failed", "cancelled"})) -> list[Event]:
+    async def read_until_terminal(
+        self, terminal: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+    ) -> list[Event]:
         while True:
             event = await self.next_event()
             if event is None:
