@@ -10,7 +10,6 @@ finishes the job (service/worker/finish.py).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
 from service.worker.lease import lease
+from service.worker.page_store import store_page
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -157,14 +157,13 @@ async def _one_page(
     page, seconds = await state.pages.run_page(
         document, ref.meta["media_type"], index, options, token, deadline_s=state.settings.page_timeout_s
     )
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.pages(job_id), str(page.number), json.dumps(page.to_dict()))
-        pipe.expire(keys.pages(job_id), state.settings.result_ttl_s)
-        if page.text_pdf is not None:
-            pipe.hset(keys.layers(job_id), str(page.number), page.text_pdf)  # type: ignore[arg-type]
-            pipe.expire(keys.layers(job_id), state.settings.result_ttl_s)
-        pipe.hlen(keys.pages(job_id))
-        *_, pages_done = await pipe.execute()
+    pages_done = await store_page(
+        state.redis,
+        job_id,
+        page,
+        max_document_bytes=state.settings.max_document_text_bytes,
+        ttl_s=state.settings.result_ttl_s,
+    )
     await metrics.record_page(state.redis, page.source, seconds)
     # Pages finish out of order when several run at once: the message counts them rather than naming
     # the one that just finished, so it reads in order.
