@@ -30,6 +30,7 @@ from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
+from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from service.ocr import installed_languages
 from settings import Settings, get_settings
@@ -173,11 +174,13 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             cache=ContentCache(redis, store),
             hub=hub,
             installed_langs=installed_languages(),
+            pdf_builder=PdfBuilder(),
         )
         app.state.services = services
         try:
             yield {"services": services}
         finally:
+            services.pdf_builder.close()
             await hub.stop()
             await hub_redis.aclose()
             await redis.aclose()

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
+from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from settings import Settings
 
@@ -23,6 +24,7 @@ class Services:
     cache: ContentCache
     hub: EventHub
     installed_langs: frozenset[str]
+    pdf_builder: PdfBuilder
 
 
 def services_of(request: Request) -> Services:
