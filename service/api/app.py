@@ -174,13 +174,15 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             cache=ContentCache(redis, store),
             hub=hub,
             installed_langs=installed_languages(),
-            pdf_builder=PdfBuilder(),
+            # A build gets the time and memory a worker gives one page's whole run.
+            pdf_builder=PdfBuilder(
+                timeout_s=settings.page_timeout_s, memory_bytes=settings.page_memory_mb * 1024 * 1024
+            ),
         )
         app.state.services = services
         try:
             yield {"services": services}
         finally:
-            services.pdf_builder.close()
             await hub.stop()
             await hub_redis.aclose()
             await redis.aclose()
