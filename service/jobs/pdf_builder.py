@@ -1,8 +1,8 @@
 """Building searchable PDFs in child processes of the web, one at a time, bounded in time and memory.
 
 PyMuPDF holds the GIL while it writes a PDF (seconds for a large document), so a build on one of the
-web's threads would stall its event loop and every other request with it (8 s of `/healthz` for a
-1500-page PDF). In a child process it stalls nothing. Each build has a child of its own, forked from a
+web's threads would stall its event loop and every other request with it (for seconds, with a
+large document). In a child process it stalls nothing. Each build has a child of its own, forked from a
 forkserver that has PyMuPDF loaded already, so a build that runs too long, or a document that crashes
 MuPDF, costs that child and never the web; one build at a time bounds what `?format=pdf` can take from
 the web (later requests wait their turn before they read anything from Redis).
