@@ -187,6 +187,7 @@ def test_to_dict_is_the_api_page_object() -> None:
         "rotation": 90,
         "width": 612.0,
         "height": 792.0,
+        "preprocessed": False,
     }
     json.dumps(page)
 
