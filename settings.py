@@ -45,6 +45,10 @@ class Settings:
     max_page_pixels: int = 40_000_000
     # Address space one page's process may use (rendering and Tesseract); past it the page fails.
     page_memory_mb: int = 4096
+    # What one page, and one whole document, may store of text (page objects and searchable-PDF text
+    # layers); beyond either the job fails with `text_too_large`. A dense OCR page stores about 25 KB.
+    max_page_text_kb: int = 1024
+    max_document_text_mb: int = 100
     webhook_secret: str | None = None
     allow_private_networks: bool = False
     log_format: str = "plain"
@@ -79,6 +83,14 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_page_text_bytes(self) -> int:
+        return self.max_page_text_kb * 1024
+
+    @property
+    def max_document_text_bytes(self) -> int:
+        return self.max_document_text_mb * 1024 * 1024
 
     @property
     def effective_redis_url(self) -> str:
@@ -127,6 +139,8 @@ class Settings:
             ocr_concurrency=ocr_concurrency,
             max_page_pixels=_int(env, "MAX_PAGE_PIXELS", 40_000_000, 1_000_000, 400_000_000),
             page_memory_mb=_int(env, "PAGE_MEMORY_MB", 4096, 256, 1_048_576),
+            max_page_text_kb=_int(env, "MAX_PAGE_TEXT_KB", 1024, 1, 1_048_576),
+            max_document_text_mb=_int(env, "MAX_DOCUMENT_TEXT_MB", 100, 1, 65_536),
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             allow_private_networks=_bool(env, "ALLOW_PRIVATE_NETWORKS", False),
             log_format=log_format,

@@ -1,4 +1,4 @@
-"""9. Soak: 20,000 jobs over four tenants, a worker SIGKILLed, Redis crashed; nothing lost, nothing left.
+"""10. Soak: 20,000 jobs over four tenants, a worker SIGKILLed, Redis crashed; nothing lost, nothing left.
 
 The service runs as it would be deployed: two workers and a web process on a redis-server of the soak's
 own with its append-only file on (`appendfsync everysec`), four tenants (`API_KEYS`), `RESULT_TTL=30`.
@@ -60,7 +60,7 @@ from benchmarks.processes import (
 from benchmarks.receiver import Receiver
 from benchmarks.report import Section, percentile
 
-KEY = "9"
+KEY = "10"
 TITLE = "Soak: 20,000 jobs over four tenants, a worker killed, Redis crashed"
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})

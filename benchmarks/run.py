@@ -41,6 +41,7 @@ BENCHMARKS = {
     "sse-fanout": "benchmarks.bench_sse_fanout",
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
+    "degraded": "benchmarks.bench_degraded",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.bench_soak",
 }

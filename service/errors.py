@@ -11,6 +11,7 @@
     │   │   └── ImageTooLarge         422 image_too_large (refused from its header, before decoding)
     │   ├── EncryptedDocument         422 encrypted_document
     │   ├── TooManyPages              422 too_many_pages
+    │   ├── TextTooLarge              422 text_too_large (a page's or the document's text is over its cap)
     │   ├── UnsupportedMediaType      415 unsupported_media_type
     │   └── PayloadTooLarge           413 payload_too_large
     ├── JobFailure                    409: a job ended without a result for a reason outside its document
@@ -90,6 +91,10 @@ class EncryptedDocument(DocumentError):
 
 class TooManyPages(DocumentError):
     code = "too_many_pages"
+
+
+class TextTooLarge(DocumentError):
+    code = "text_too_large"
 
 
 class UnsupportedMediaType(DocumentError):

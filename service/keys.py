@@ -9,7 +9,9 @@ the very change that ends it, see service/jobs/scripts.py):
     ocr:doc:<id>          the document bytes, readable by every worker
     ocr:pages:<id>        hash: page number -> page result JSON (one field per page: retries never redo a page)
     ocr:layers:<id>       hash: page number -> the page's invisible text as a one-page PDF (for ?format=pdf)
-    ocr:result:<id>       the assembled result JSON
+    ocr:text-bytes:<id>   bytes the job's pages and layers store, against MAX_DOCUMENT_TEXT_MB
+    ocr:result:<id>       the result's own fields (id, pages_total, lang, duration_ms), JSON; its text and
+                          pages are served from ocr:pages:<id> in page order, never joined in one value
     ocr:ranges:<id>       set of page ranges finished (documents split across workers)
     ocr:finalize:<id>     set once by whichever range assembles the result
     ocr:cancel:<id>       present once the job was asked to stop
@@ -68,6 +70,10 @@ def layers(job_id: str) -> str:
     return f"{PREFIX}layers:{job_id}"
 
 
+def text_bytes(job_id: str) -> str:
+    return f"{PREFIX}text-bytes:{job_id}"
+
+
 def result(job_id: str) -> str:
     return f"{PREFIX}result:{job_id}"
 
@@ -91,7 +97,22 @@ def attempts(job_id: str) -> str:
 def job_keys(job_id: str) -> list[str]:
     """Every per-job key: expired together at the job's end, deleted together with the job."""
     return [
-        f(job_id) for f in (job, meta, seq, events, document, pages, layers, result, ranges, finalize, cancel, attempts)
+        f(job_id)
+        for f in (
+            job,
+            meta,
+            seq,
+            events,
+            document,
+            pages,
+            layers,
+            text_bytes,
+            result,
+            ranges,
+            finalize,
+            cancel,
+            attempts,
+        )
     ]
 
 

@@ -128,9 +128,26 @@ async def open_stream(client: httpx.AsyncClient, url: str, *, allow_private: boo
     raise BadRequest(f"More than {MAX_REDIRECTS} redirects.")
 
 
+# What is read of the answer to a POST: its status is what counts, and a receiver must not be able
+# to make the worker hold (or read for ever) a body of its choosing.
+MAX_POST_ANSWER_BYTES = 64 * 1024
+
+
 async def post(
     client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str], allow_private: bool
 ) -> httpx.Response:
-    """POST to a checked address; redirects are not followed (a webhook receiver answers directly)."""
+    """POST to a checked address; redirects are not followed (a webhook receiver answers directly).
+    The answer's status and headers count; of its body at most MAX_POST_ANSWER_BYTES are read (a
+    receiver that answers briefly keeps its connection reusable), the rest never, and the response is
+    closed before it is returned."""
     target = await resolve(url, allow_private=allow_private)
-    return await client.send(_request(client, "POST", target, content=content, headers=headers))
+    response = await client.send(_request(client, "POST", target, content=content, headers=headers), stream=True)
+    try:
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read >= MAX_POST_ANSWER_BYTES:
+                break
+    finally:
+        await response.aclose()
+    return response

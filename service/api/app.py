@@ -30,6 +30,7 @@ from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
+from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from service.ocr import installed_languages
 from service.ops.dashboard import SharedFigures
@@ -176,6 +177,10 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             installed_langs=installed_languages(),
             streams=StreamSlots(settings.max_streams_per_tenant),
             dashboard=SharedFigures(redis, lambda: hub.clients),
+            # A build gets the time and memory a worker gives one page's whole run.
+            pdf_builder=PdfBuilder(
+                timeout_s=settings.page_timeout_s, memory_bytes=settings.page_memory_mb * 1024 * 1024
+            ),
         )
         app.state.services = services
         try:

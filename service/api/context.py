@@ -11,6 +11,7 @@ from starlette.requests import Request
 from service.errors import TooManyStreams
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
+from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from service.ops.dashboard import SharedFigures
 from settings import Settings
@@ -56,6 +57,7 @@ class Services:
     installed_langs: frozenset[str]
     streams: StreamSlots
     dashboard: SharedFigures
+    pdf_builder: PdfBuilder
 
 
 def services_of(request: Request) -> Services:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from service.api.auth import tenant_from_header
 from service.api.context import Services, services_of
@@ -13,7 +16,7 @@ from service.api.present import json_response, present
 from service.api.uploads import read_submission
 from service.jobs import control
 from service.jobs.record import ACTIVE, COMPLETED, STATUSES, Job
-from service.jobs.results import load_result
+from service.jobs.results import open_result
 from service.jobs.submit import submit
 from service.params import parse_choice, parse_cursor, parse_int, parse_seconds
 
@@ -32,18 +35,29 @@ async def create_job(request: Request) -> Response:
     job, cached = await submit(services.settings, services.store, services.cache, tenant, submission)
     location = {"Location": f"/jobs/{job['id']}"}
     if cached:
-        body = present(services, tenant, job)
         if wait_s is not None:
-            body["result"] = await load_result(services.redis, job["id"])
-        return json_response(body, 200, location)
+            return await _with_result(services, present(services, tenant, job), location)
+        return json_response(present(services, tenant, job), 200, location)
     if wait_s:
         ended = await _wait_unless_disconnected(request, services, job["id"], wait_s)
         if ended is not None:
-            body = present(services, tenant, ended)
             if ended["status"] == COMPLETED:
-                body["result"] = await load_result(services.redis, job["id"])
-            return json_response(body, 200, location)
+                return await _with_result(services, present(services, tenant, ended), location)
+            return json_response(present(services, tenant, ended), 200, location)
     return json_response(present(services, tenant, job), 202, location)
+
+
+async def _with_result(services: Services, body: dict[str, Any], headers: dict[str, str]) -> Response:
+    """The job object with its result under "result", streamed: the result is never built in one piece."""
+    result = await open_result(services.redis, body["id"])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()[:-1] + b',"result":'
+        async for chunk in result.json():
+            yield chunk
+        yield b"}"
+
+    return StreamingResponse(chunks(), media_type="application/json", headers=headers)
 
 
 def _wait_param(request: Request) -> float | None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from service.api.auth import tenant_from_header
-from service.api.context import services_of
+from service.api.context import Services, services_of
 from service.api.present import NO_STORE, json_response, present
 from service.errors import JobFailure, NotReady, OcrCancelled, failed_job_status
 from service.jobs.record import CANCELLED, COMPLETED, FAILED
-from service.jobs.results import build_searchable_pdf, load_result
+from service.jobs.results import StoredResult, open_result, searchable_pdf_input
 from service.params import parse_choice
 
 FORMATS = ("json", "text", "pdf")
@@ -36,15 +36,21 @@ async def get_result(request: Request) -> Response:
         )
         body = {"error": unfinished.to_dict(), "job": present(services, tenant, job)}
         return json_response(body, unfinished.status_code, NO_STORE)
-    result = await load_result(services.redis, job["id"])
+    result = await open_result(services.redis, job["id"])
     if fmt == "text":
-        return Response(result["text"], media_type="text/plain; charset=utf-8", headers=NO_STORE)
+        return StreamingResponse(result.text(), media_type="text/plain; charset=utf-8", headers=NO_STORE)
     if fmt == "pdf":
-        pdf = await build_searchable_pdf(services.redis, job["id"], ref.meta["media_type"], result)
+        pdf = await _searchable_pdf(services, result, ref.meta["media_type"])
         stem = job["filename"].rsplit(".", 1)[0] or "document"
         headers = NO_STORE | {"Content-Disposition": f'attachment; filename="{_ascii(stem)}.searchable.pdf"'}
         return Response(pdf, media_type="application/pdf", headers=headers)
-    return json_response(result, headers=NO_STORE)
+    return StreamingResponse(result.json(), media_type="application/json", headers=NO_STORE)
+
+
+async def _searchable_pdf(services: Services, result: StoredResult, media_type: str) -> bytes:
+    async with services.pdf_builder.turn():
+        document, pages = await searchable_pdf_input(services.redis, result)
+        return await services.pdf_builder.build(document, media_type, pages)
 
 
 def _ascii(name: str) -> str:

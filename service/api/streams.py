@@ -38,6 +38,21 @@ def _require_hub(services: Services) -> None:
         raise ServiceUnavailable("The event stream is unavailable: Redis is not reachable.", retry_after_s=5)
 
 
+def _subscribe(
+    services: Services, tenant: str, subscribe: Callable[[], Subscription]
+) -> tuple[Subscription, Callable[[], None]]:
+    """A stream's slot and its hub subscription, taken before its backlog is read (see the module's
+    docstring), and the one function that gives both back."""
+    give_back = services.streams.take(tenant)
+    subscription = subscribe()
+
+    def close() -> None:
+        subscription.close()
+        give_back()
+
+    return subscription, close
+
+
 def _respond(services: Services, content: AsyncIterator[ServerSentEvent], on_close: Callable[[], None]) -> Response:
     return event_response(
         content,
@@ -54,13 +69,7 @@ async def job_events(request: Request) -> Response:
     await services.store.get_for_tenant(job_id, tenant)
     _require_hub(services)
     last_event_id = _last_event_id(request)
-    give_back = services.streams.take(tenant)
-    subscription = services.hub.job(job_id)
-
-    def close() -> None:
-        subscription.close()
-        give_back()
-
+    subscription, close = _subscribe(services, tenant, lambda: services.hub.job(job_id))
     try:
         backlog, _ = await read_job_backlog(services.redis, job_id, last_event_id)
         if not backlog and last_event_id is not None:
@@ -91,13 +100,7 @@ async def tenant_events(request: Request) -> Response:
         jobs, _ = await services.store.list_for_tenant(tenant, status=None, limit=FEED_SNAPSHOT_JOBS, cursor=None)
         return jobs
 
-    give_back = services.streams.take(tenant)
-    subscription = services.hub.tenant(tenant)
-
-    def close() -> None:
-        subscription.close()
-        give_back()
-
+    subscription, close = _subscribe(services, tenant, lambda: services.hub.tenant(tenant))
     try:
         backlog, seq_now = await read_feed_backlog(services.redis, tenant, last_event_id, snapshot)
     except BaseException:

@@ -102,10 +102,10 @@ class ContentCache:
             job_id = await self.redis.get(entry)
             if job_id is None:
                 continue
-            length = await self.redis.strlen(keys.result(job_id.decode()))
-            if length:
+            # The result's text lives in its pages; their stored bytes are counted as they are stored.
+            if await self.redis.exists(keys.result(job_id.decode())):
                 entries += 1
-                size += int(length)
+                size += int(await self.redis.get(keys.text_bytes(job_id.decode())) or 0)
         counts = await self.redis.hgetall(keys.cache_stats(tenant))  # type: ignore[misc]
         hits = int(counts.get(b"hits", 0))
         misses = int(counts.get(b"misses", 0))

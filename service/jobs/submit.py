@@ -59,7 +59,7 @@ async def submit(
         return await _submit_url(store, tenant, submission, meta, settings.max_active_jobs), False
 
     document = submission.document
-    checked = await check_document(document, max_pages=settings.max_pages)
+    checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     key = content_key(document, submission.options)
     meta |= {"media_type": checked.media_type, "content_key": key, "size": str(len(document))}
     source_id = await cache.lookup(tenant, key)

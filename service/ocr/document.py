@@ -81,47 +81,50 @@ def open_document(data: bytes, media_type: str) -> pymupdf.Document:
 
 
 # An image is decoded whole before any scaling, so its size is checked from its header first: a
-# 40,000 x 40,000 1-bit PNG is a few KB on disk and 1.6 GB once decoded (a decompression bomb).
-MAX_IMAGE_PIXELS = 200_000_000
+# 40,000 x 40,000 1-bit PNG is a few KB on disk and 1.6 GB once decoded (a decompression bomb). The
+# cap is the renderer's own (MAX_PAGE_PIXELS): a larger frame would only be decoded to be scaled down.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
-def check_image_size(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
-    """Refuse images (every frame of a TIFF) larger than `max_pixels`, reading headers only."""
+def check_image_size(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, *, max_frames: int | None = None) -> None:
+    """Refuse images (every frame of a TIFF, up to `max_frames`) larger than `max_pixels`, reading
+    headers only: seeking a TIFF frame reads its directory, it decodes nothing."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                for frame in range(getattr(image, "n_frames", 1)):
-                    image.seek(frame)
+                frame = 0
+                while max_frames is None or frame < max_frames:
                     width, height = image.size
                     if width * height > max_pixels:
                         raise ImageTooLarge(
                             f"the image is {width} x {height} pixels; at most {max_pixels // 1_000_000} "
                             "megapixels are accepted"
                         )
+                    frame += 1
+                    try:
+                        image.seek(frame)
+                    except EOFError:
+                        return
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"the image is too large: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnprocessableDocument(f"the image cannot be read: {exc}") from None
 
 
-def count_pages(data: bytes, media_type: str) -> int:
-    """The number of pages (or image frames), without rendering anything.
+def count_pages(
+    data: bytes, media_type: str, *, max_pixels: int = MAX_IMAGE_PIXELS, max_pages: int | None = None
+) -> int:
+    """The number of pages (or image frames), from headers alone: nothing is decoded or rendered.
 
-    Image pages are decoded when loaded, so their size is checked from the header first, and only the
-    first and last frames are loaded to catch truncated images; PDF pages are not loaded at all.
+    An image's frames are checked against `max_pixels` from their headers (the first `max_pages` + 1 at
+    most: a document with more is refused anyway). Whether the pixel data itself decodes is found out
+    by the worker's page process, which fails a broken image with `unprocessable_document`.
     """
     if media_type in (PNG, JPEG, TIFF):
-        check_image_size(data)
+        check_image_size(data, max_pixels, max_frames=None if max_pages is None else max_pages + 1)
     doc = open_document(data, media_type)
     try:
-        count = int(doc.page_count)
-        if not doc.is_pdf:
-            for index in {0, count - 1}:
-                try:
-                    doc.load_page(index)
-                except MUPDF_ERRORS as exc:
-                    raise UnprocessableDocument(f"the image cannot be decoded: {exc}") from None
-        return count
+        return int(doc.page_count)
     finally:
         doc.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pymupdf
@@ -19,6 +19,7 @@ from service.ocr.deskew import TextLines, find_lines, level
 from service.ocr.document import MUPDF_ERRORS, open_document
 from service.ocr.layer import text_layer_pdf
 from service.ocr.orientation import detect_rotation, turn
+from service.ocr.preprocess import prepare
 from service.ocr.render import RenderedPage, native_scale, render_page
 from service.ocr.tsv import TsvText, parse_tsv
 
@@ -50,6 +51,9 @@ class PageResult:
     rotation: int  # 0|90|180|270: degrees clockwise the page was turned to read it upright
     width: float  # PDF points for PDFs, pixels for images
     height: float
+    # The page was cleaned before OCR (preprocess.py: background divided out, despeckled, binarised)
+    # because its light, specks or noise would have defeated Tesseract's own binarisation.
+    preprocessed: bool = False
     # The page's invisible text as a one-page PDF (layer.py), for searchable_pdf(); None for text-layer pages.
     text_pdf: bytes | None = field(default=None, repr=False)
 
@@ -123,13 +127,18 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
     if native is not None:
         width, height = float(round(width * native)), float(round(height * native))
 
+    # Cleaned before the line search too: under uneven light its own threshold finds shadows, not lines.
+    prepared = prepare(rendered.pixels, rendered.dpi)
+    if prepared.cleaned:
+        rendered = replace(rendered, pixels=prepared.pixels)
     lines = find_lines(rendered.pixels)
     rotation, reading = _read_upright(rendered, lines, options, cancel)
     parsed = reading.parsed
     logger.debug(
-        "page %d: OCR at %d dpi, rotation %d, skew %.2f deg, %d words, %.2f s",
+        "page %d: OCR at %d dpi%s, rotation %d, skew %.2f deg, %d words, %.2f s",
         index + 1,
         rendered.dpi,
+        f", cleaned for {', '.join(prepared.condition.reasons)}" if prepared.cleaned else "",
         rotation,
         reading.skew_deg,
         parsed.word_count,
@@ -143,6 +152,7 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         rotation=rotation,
         width=width,
         height=height,
+        preprocessed=prepared.cleaned,
         text_pdf=reading.text_pdf,
     )
 

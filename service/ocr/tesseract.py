@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from service.childenv import minimal_env
 from service.errors import OcrCancelled, TransientOcrError
 from service.ocr.cancel import CancelToken
 
@@ -31,7 +31,8 @@ TESSERACT = "tesseract"
 
 # OpenMP makes each tesseract use every core; with several pages in flight on a small machine the
 # threads fight and a page gets ~6x slower. Pages are parallelised by the worker's pool instead.
-_ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+# Nothing else of the parent's environment: no secret reaches a process that reads hostile documents.
+_ENV = minimal_env({"OMP_THREAD_LIMIT": "1"})
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
             return await end_failed(state, ref, DownloadFailed(f"The download kept failing: {exc}"))
         raise Retry(defer=retry_delay_s(settings, ctx["job_try"])) from None
     try:
-        checked = await check_document(document, max_pages=settings.max_pages)
+        checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     except ServiceError as exc:
         return await end_failed(state, ref, exc)
     pages_total = checked.pages_total

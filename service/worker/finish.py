@@ -69,17 +69,14 @@ async def _claim_assembly(state: WorkerState, job_id: str) -> str | None:
 
 
 async def _assemble_result(state: WorkerState, ref: JobRef) -> dict[str, Any]:
-    """The result object from the stored pages, in page order."""
+    """The result's own fields. Its text and pages stay in `ocr:pages:<id>`, served from there in page
+    order (service/jobs/results.py): a large document is never joined into one value."""
     job_id = ref.job["id"]
-    raw_pages = await state.redis.hgetall(keys.pages(job_id))  # type: ignore[misc]
-    pages = sorted((json.loads(raw) for raw in raw_pages.values()), key=lambda p: p["number"])
     current = await state.store.get(job_id)
     started_at = (current.job["started_at"] if current else None) or utc_now()
     duration_ms = int((datetime.now().astimezone() - datetime.fromisoformat(started_at)).total_seconds() * 1000)
     return {
         "id": job_id,
-        "text": "\f".join(p["text"] for p in pages),
-        "pages": pages,
         "pages_total": ref.job["pages_total"],
         "lang": ref.job["options"]["lang"],
         "duration_ms": max(duration_ms, 0),

@@ -33,7 +33,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     redis = redis_client(settings, ride_out_outages=True)
     store = JobStore(redis, ttl_s=settings.result_ttl_s)
-    pages = PagePool(settings.ocr_concurrency, memory_bytes=settings.page_memory_mb * 1024 * 1024)
+    pages = PagePool(
+        settings.ocr_concurrency,
+        memory_bytes=settings.page_memory_mb * 1024 * 1024,
+        max_page_bytes=settings.max_page_text_bytes,
+    )
     await pages.start()
     state = WorkerState(
         settings=settings,

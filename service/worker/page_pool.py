@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import pickle
@@ -30,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.errors import DocumentError, OcrCancelled, TransientOcrError, error_class
+from service.childenv import minimal_env
+from service.errors import DocumentError, OcrCancelled, TextTooLarge, TransientOcrError, error_class
 from service.ocr import CancelToken, PageOptions, PageResult, process_page
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,23 @@ _FRAME = struct.Struct("!I")
 MEMORY_ENV = "OCR_PAGE_MEMORY_BYTES"
 PARENT_ENV = "OCR_PAGE_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The directory holding the `service` package: the child imports it from there, wherever it was started.
+_ROOT = Path(__file__).resolve().parents[2]
+# A replacement child that fails to start (out of memory, out of processes) is tried again after
+# 0.5 s, then 1, 2 ... at most 30 s apart, for as long as the pool lives.
+REPLACE_FIRST_DELAY_S = 0.5
+REPLACE_MAX_DELAY_S = 30.0
+# How long a page may wait for a free child beyond its own deadline: every page run ends within its
+# deadline, so a working pool frees a child sooner; this covers starting the replacement.
+WAIT_SLACK_S = 5.0
+# How often a page waiting for a child looks at its job's cancel flag.
+_CANCEL_POLL_S = 0.2
+
+
+def child_env(memory_bytes: int) -> dict[str, str]:
+    """A page process's environment: the minimal one (no secrets), its memory cap, and where `service` is."""
+    python_path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return minimal_env({MEMORY_ENV: str(memory_bytes), "PYTHONPATH": python_path})
 
 
 class _Child:
@@ -55,7 +74,7 @@ class _Child:
             "service.worker.page_pool",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, MEMORY_ENV: str(memory_bytes), PARENT_ENV: str(os.getpid())},
+            env=child_env(memory_bytes) | {PARENT_ENV: str(os.getpid())},
             # Its own process group: killing the group takes its Tesseract along.
             start_new_session=True,
         )
@@ -83,18 +102,20 @@ class _Child:
 class PagePool:
     """`size` children; `run_page` waits for a free one, so the pool also bounds pages in flight."""
 
-    def __init__(self, size: int, *, memory_bytes: int) -> None:
+    def __init__(self, size: int, *, memory_bytes: int, max_page_bytes: int = 0) -> None:
         self.size = size
         self.memory_bytes = memory_bytes
+        # What one page may store (its page object and its text layer, see page_bytes); 0: no cap.
+        self.max_page_bytes = max_page_bytes
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._children: set[_Child] = set()
         self._replacing: set[asyncio.Task[None]] = set()
+        self._freed_at = time.monotonic()
 
     async def start(self) -> None:
         children = await asyncio.gather(*(_Child.start(self.memory_bytes) for _ in range(self.size)))
         for child in children:
-            self._children.add(child)
-            self._idle.put_nowait(child)
+            self._free(child)
 
     async def close(self) -> None:
         for task in self._replacing:
@@ -114,15 +135,15 @@ class PagePool:
     ) -> tuple[PageResult, float]:
         """The page's result, and the seconds it took once a child was free. Past `deadline_s` the child
         is killed and the page fails with TransientOcrError."""
-        cancel.raise_if_cancelled()
-        child = await self._idle.get()
+        child = await self._take(index, cancel, deadline_s)
         started = time.perf_counter()
         healthy = False
         try:
             # While the page runs, cancelling the job kills the child's process group.
             cancel.register(child)  # type: ignore[arg-type]
             try:
-                reply = await asyncio.wait_for(child.ask((str(document), media_type, index, options)), deadline_s)
+                request = (str(document), media_type, index, options, self.max_page_bytes)
+                reply = await asyncio.wait_for(child.ask(request), deadline_s)
             except TimeoutError:
                 raise TransientOcrError(f"page {index + 1} took longer than {deadline_s:g} s and was stopped") from None
             except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
@@ -133,25 +154,71 @@ class PagePool:
             healthy = True
         finally:
             if healthy:
-                self._idle.put_nowait(child)
+                self._free(child)
             else:
                 self._replace(child)
         return _unpack(reply), time.perf_counter() - started
+
+    async def _take(self, index: int, cancel: CancelToken, deadline_s: float) -> _Child:
+        """A free child. The wait ends with OcrCancelled when the job is cancelled, and with
+        TransientOcrError when no child has come free for longer than a page may run (the pool is
+        short of children it cannot start), so a page never waits for ever."""
+        waited_from = time.monotonic()
+        while True:
+            cancel.raise_if_cancelled()
+            left_s = deadline_s + WAIT_SLACK_S - (time.monotonic() - max(waited_from, self._freed_at))
+            if left_s <= 0:
+                raise TransientOcrError(f"no page process came free for page {index + 1} in {deadline_s:g} s")
+            try:
+                # Queue.get leaves the item in the queue when it is cancelled: no child is lost here.
+                async with asyncio.timeout(min(left_s, _CANCEL_POLL_S)):
+                    child = await self._idle.get()
+            except TimeoutError:
+                continue
+            if cancel.cancelled:
+                self._free(child)
+                raise OcrCancelled("the job was cancelled")
+            return child
+
+    def _free(self, child: _Child) -> None:
+        self._children.add(child)
+        self._freed_at = time.monotonic()
+        self._idle.put_nowait(child)
 
     def _replace(self, child: _Child) -> None:
         """Kill a child whose page went wrong (or was cancelled) and start a fresh one in its place."""
         self._children.discard(child)
         child.kill()
-
-        async def replace() -> None:
-            await child.reap()
-            fresh = await _Child.start(self.memory_bytes)
-            self._children.add(fresh)
-            self._idle.put_nowait(fresh)
-
-        task = asyncio.create_task(replace())
+        task = asyncio.create_task(self._start_replacement(child))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
+
+    async def _start_replacement(self, dead: _Child) -> None:
+        """Start the replacement, trying again with backoff while it cannot start: the pool never
+        shrinks for good."""
+        await dead.reap()
+        delay_s = REPLACE_FIRST_DELAY_S
+        while True:
+            try:
+                fresh = await _Child.start(self.memory_bytes)
+            except OSError as exc:
+                logger.warning("a page process could not be started (%s); trying again in %g s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, REPLACE_MAX_DELAY_S)
+                continue
+            self._free(fresh)
+            return
+
+
+def page_record(page: PageResult) -> tuple[bytes, bytes]:
+    """What a page stores: its page object as JSON (`ocr:pages:<id>`) and its text layer (`ocr:layers:<id>`)."""
+    return json.dumps(page.to_dict()).encode(), page.text_pdf or b""
+
+
+def page_bytes(page: PageResult) -> int:
+    """The bytes a page stores, the measure of both text caps (MAX_PAGE_TEXT_KB, MAX_DOCUMENT_TEXT_MB)."""
+    record, layer = page_record(page)
+    return len(record) + len(layer)
 
 
 def _unpack(reply: tuple[Any, ...]) -> PageResult:
@@ -177,13 +244,21 @@ def _serve(stdin: Any, stdout: Any) -> None:
         if len(header) < _FRAME.size:
             return
         (length,) = _FRAME.unpack(header)
-        path, media_type, index, options = pickle.loads(stdin.read(length))
+        path, media_type, index, options, max_page_bytes = pickle.loads(stdin.read(length))
         reply: tuple[Any, ...]
         try:
             if path != loaded_path:
                 data, loaded_path = b"", None
                 data, loaded_path = Path(path).read_bytes(), path
-            reply = ("ok", process_page(data, media_type, index, options, CancelToken()))
+            page = process_page(data, media_type, index, options, CancelToken())
+            # Checked here, before it crosses the pipe: one content stream shared by every page of a
+            # small PDF can carry megabytes of text into each of them.
+            if max_page_bytes and (size := page_bytes(page)) > max_page_bytes:
+                raise TextTooLarge(
+                    f"page {index + 1} has {size // 1024} KB of text; at most {max_page_bytes // 1024} KB a page "
+                    "are kept"
+                )
+            reply = ("ok", page)
         except DocumentError as exc:
             reply = ("document", exc.code, exc.message)
         except OcrCancelled as exc:

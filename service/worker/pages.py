@@ -10,7 +10,6 @@ finishes the job (service/worker/finish.py).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from arq import Retry
 from service import keys
 from service.errors import DocumentError, DocumentMissing, OcrCancelled, TransientOcrError
 from service.jobs.record import QUEUED, RUNNING, TERMINAL, JobRef, utc_now
-from service.jobs.store import Command
 from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
 from service.worker.guard import ends_its_job
 from service.worker.lease import lease
+from service.worker.page_store import store_page
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
@@ -160,10 +159,12 @@ async def _one_page(
     page, seconds = await state.pages.run_page(
         document, ref.meta["media_type"], index, options, token, deadline_s=state.settings.page_timeout_s
     )
-    stored: list[Command] = [("HSET", keys.pages(job_id), page.number, json.dumps(page.to_dict()))]
-    if page.text_pdf is not None:
-        stored.append(("HSET", keys.layers(job_id), page.number, page.text_pdf))
-    pages_done = int(await state.store.write(job_id, *stored, ("HLEN", keys.pages(job_id))))
+    pages_done = await store_page(
+        state.redis,
+        job_id,
+        page,
+        max_document_bytes=state.settings.max_document_text_bytes,
+    )
     await metrics.record_page(state.redis, page.source, seconds)
     # Pages finish out of order when several run at once: the message counts them rather than naming
     # the one that just finished, so it reads in order.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 
@@ -62,7 +63,11 @@ async def test_queue_figures_count_waiting_units_and_their_age(redis_server: Red
             service.start_worker()
             for job in jobs:
                 await read_stream(client, job["links"]["events"])
-            drained = (await client.get("/metrics")).text
+            # arq takes a unit out of its queue just after the unit's function returned, which is after
+            # the job published its end: wait for that bookkeeping.
+            deadline = time.monotonic() + 10
+            while metric(drained := (await client.get("/metrics")).text, "ocr_queue_depth") and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             assert metric(drained, "ocr_queue_depth") == 0 and metric(drained, "ocr_queue_oldest_age_seconds") == 0
             assert metric(drained, "ocr_workers_alive") == 1
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import ROOT, Service
+from tests.conftest import ROOT, RedisServer, Service, run_service
 from tests.e2e.receiver import running_receiver
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf
 
@@ -33,7 +35,16 @@ def test_the_readme_shows_every_endpoint_and_the_stream() -> None:
         assert fragment in commands, fragment
 
 
-def test_every_readme_curl_example_works(live_service: Service, tmp_path: Path) -> None:
+@pytest.fixture
+def fresh_service(redis_server: RedisServer) -> Iterator[Service]:
+    """A service of the README's reader's own: its job list holds only what the examples made (the
+    session's shared service also holds other tests' failed jobs, which the feed example would show)."""
+    with run_service(redis_server, workers=1) as service:
+        yield service
+
+
+def test_every_readme_curl_example_works(fresh_service: Service, tmp_path: Path) -> None:
+    live_service = fresh_service
     (tmp_path / "scan.pdf").write_bytes(scanned_pdf([scan(LINES[:2])]))
     job = httpx.post(live_service.url + "/jobs", params={"wait": "20"},
                      files={"file": ("scan.pdf", (tmp_path / "scan.pdf").read_bytes())}, timeout=30).json()

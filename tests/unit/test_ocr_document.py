@@ -6,9 +6,10 @@ import time
 
 import pymupdf
 import pytest
+from PIL import Image, ImageFile
 
-from service.errors import EncryptedDocument, UnprocessableDocument, UnsupportedMediaType
-from service.ocr import count_pages, sniff_media_type
+from service.errors import EncryptedDocument, ImageTooLarge, UnprocessableDocument, UnsupportedMediaType
+from service.ocr import CancelToken, PageOptions, count_pages, process_page, sniff_media_type
 from tests.unit import ocr_samples
 
 
@@ -83,10 +84,33 @@ def test_count_pages_rejects_truncated_pdfs(fraction: float) -> None:
 
 
 @pytest.mark.parametrize(("fmt", "media_type"), [("PNG", "image/png"), ("TIFF", "image/tiff")])
-def test_count_pages_rejects_truncated_images(fmt: str, media_type: str) -> None:
-    data = ocr_samples.image_bytes(ocr_samples.scan(dpi=72), fmt)
+def test_a_truncated_image_is_counted_from_its_header_and_refused_when_its_page_is_read(
+    fmt: str, media_type: str
+) -> None:
+    data = ocr_samples.image_bytes(ocr_samples.scan(dpi=72), fmt)[:-4000]
+    assert count_pages(data, media_type) == 1
     with pytest.raises(UnprocessableDocument):
-        count_pages(data[: len(data) // 2], media_type)
+        process_page(data, media_type, 0, PageOptions(), CancelToken())
+
+
+def test_counting_an_images_pages_decodes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web counts pages: a 16-megapixel frame decoded there cost 100 MB and a third of a second."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a page or an image was decoded")
+
+    monkeypatch.setattr(pymupdf.Document, "load_page", refuse)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    frames = [Image.new("L", (4000, 4000), 255) for _ in range(2)]
+    assert count_pages(ocr_samples.multipage_tiff(frames), "image/tiff", max_pixels=16_000_000) == 2
+    assert count_pages(ocr_samples.image_bytes(frames[0], "PNG"), "image/png", max_pixels=16_000_000) == 1
+
+
+def test_frames_over_the_renderers_pixel_cap_are_refused_from_their_headers() -> None:
+    frames = [Image.new("1", (100, 100)), Image.new("1", (7000, 7000))]
+    with pytest.raises(ImageTooLarge):
+        count_pages(ocr_samples.multipage_tiff(frames), "image/tiff")  # 49 MP: more than the 40 MP renderer cap
+    assert count_pages(ocr_samples.multipage_tiff(frames), "image/tiff", max_pixels=50_000_000) == 2
 
 
 def test_count_pages_rejects_encrypted_pdfs() -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,9 +43,8 @@ def test_straight_scan() -> None:
 
 
 def test_text_layer_page_never_starts_tesseract(no_tesseract: None) -> None:
-    started = time.perf_counter()
+    # How fast a text-layer page is read is benchmark 3's figure, not a unit test's.
     result = ocr(ocr_samples.text_pdf())
-    assert time.perf_counter() - started < 0.05
     assert result.source == "text-layer"
     assert result.confidence is None
     assert result.text_pdf is None
@@ -187,6 +185,7 @@ def test_to_dict_is_the_api_page_object() -> None:
         "rotation": 90,
         "width": 612.0,
         "height": 792.0,
+        "preprocessed": False,
     }
     json.dumps(page)
 

@@ -19,6 +19,7 @@ def test_defaults_follow_the_settings_table() -> None:
     assert (settings.max_upload_mb, settings.max_pages, settings.max_active_jobs) == (50, 2000, 100)
     assert settings.result_ttl_s == 3600 and settings.ocr_concurrency >= 1
     assert settings.allow_private_networks is False and settings.webhook_secret is None
+    assert (settings.max_page_text_bytes, settings.max_document_text_bytes) == (1024 * 1024, 100 * 1024 * 1024)
 
 
 def test_api_keys_map_keys_to_tenants_and_need_a_secret() -> None:
@@ -43,6 +44,8 @@ def test_api_keys_map_keys_to_tenants_and_need_a_secret() -> None:
         ({"ALLOW_PRIVATE_NETWORKS": "perhaps"}, "must be true or false"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be"),
         ({"SECRET_KEY": "short"}, "at least 16"),
+        ({"MAX_PAGE_TEXT_KB": "0"}, "MAX_PAGE_TEXT_KB must be between"),
+        ({"MAX_DOCUMENT_TEXT_MB": "lots"}, "MAX_DOCUMENT_TEXT_MB must be an integer"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
