@@ -91,7 +91,8 @@ def _read(task: tuple[str, str, str, str, str]) -> tuple[str, str, float | None,
             return name, method, 100 * cer(truth, result.text), result.preprocessed, _cpu_now() - started, ""
         with tempfile.TemporaryDirectory(prefix="ocr-bench-ocrmypdf-") as tmp:
             sidecar = Path(tmp) / "out.txt"
-            argv = [sys.executable, "-m", "ocrmypdf", "--jobs", "1", "-l", "eng", "--output-type", "pdf", "--optimize", "0",
+            argv = [sys.executable, "-m", "ocrmypdf", "--jobs", "1", "-l", "eng",
+                    "--output-type", "pdf", "--optimize", "0",
                     "--sidecar", str(sidecar), *(["--clean"] if method.endswith("--clean") else []),
                     path, str(Path(tmp) / "out.pdf")]
             completed = subprocess.run(argv, env=TESSERACT_ENV, capture_output=True, timeout=600, check=False)
@@ -117,7 +118,9 @@ def _methods() -> tuple[list[str], list[str]]:
     methods, missing = ["before", "after"], []
     # OCRmyPDF runs as `python -m ocrmypdf` of this interpreter: its script need not be on the PATH.
     if importlib.util.find_spec("ocrmypdf") is None:
-        missing.append("OCRmyPDF is not installed here (`pip install ocrmypdf`, the `bench` extra): its columns are empty.")
+        missing.append(
+            "OCRmyPDF is not installed here (`pip install ocrmypdf`, the `bench` extra): its columns are empty."
+        )
         return methods, missing
     methods.append("ocrmypdf")
     if shutil.which("unpaper") is None:
@@ -165,7 +168,9 @@ async def run(ctx: Context) -> Section:
                          f"after {sum(afters) / len(afters):.2f}%")
     for name in sorted(beyond & set(table)):
         after, before = table[name]["after"], table[name]["before"]
-        section.add(f"CER after: {name} (beyond the bound, not held)", after[0] if after[0] is not None else float("nan"),
+        section.add(
+            f"CER after: {name} (beyond the bound, not held)",
+            after[0] if after[0] is not None else float("nan"),
                     "%", baseline=before[0], baseline_label="before")
     plain = costs.pop("plain tesseract (txt), clean page")
     for label, seconds in costs.items():
@@ -258,7 +263,7 @@ def _costs(inputs: dict[str, tuple[Path, str]], samples: int) -> dict[str, float
             _cleaning(True)
 
     preprocess.prepare(clean, DPI)  # warm OpenCV up
-    for index in range(samples):
+    for _ in range(samples):
         timed("the check, clean page (nothing to clean)", lambda: preprocess.prepare(clean, DPI))
         timed("the check and the cleaning, degraded page (phone)", lambda: preprocess.prepare(degraded, DPI))
     for index in range(samples):
