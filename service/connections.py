@@ -18,7 +18,15 @@ from settings import Settings
 def serialize_job(data: dict[str, Any]) -> bytes:
     # arq's default serializer is pickle: anyone able to write to Redis could run code in a worker.
     # JSON carries data only; a forged pickle payload fails to decode and the job fails unexecuted.
-    return json.dumps(data, separators=(",", ":")).encode()
+    # arq serializes a job's outcome with the same function, and a failed job's outcome is an exception
+    # (JobExecutionFailed for an expired or undecodable job): it is stored as its text, not a traceback.
+    return json.dumps(data, separators=(",", ":"), default=_as_text).encode()
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    raise TypeError(f"an arq job carries only JSON data, not {type(value).__name__}")
 
 
 def deserialize_job(raw: bytes) -> dict[str, Any]:
