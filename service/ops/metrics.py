@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from arq.constants import default_queue_name
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -30,22 +31,24 @@ def _bucket_fields(name: str, value_s: float, buckets: Iterable[float]) -> list[
     return [f"{name}:le:{le}" for le in buckets if value_s <= le]
 
 
+def _observe(pipe: Any, name: str, value_s: float, buckets: Iterable[float]) -> None:
+    """One observation of a histogram kept in the metrics hash: its buckets, count and sum."""
+    for field in _bucket_fields(name, value_s, buckets):
+        pipe.hincrby(keys.METRICS, field, 1)
+    pipe.hincrby(keys.METRICS, f"{name}:count", 1)
+    pipe.hincrbyfloat(keys.METRICS, f"{name}:sum", value_s)
+
+
 async def record_page(redis: Redis, source: str, seconds: float) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(keys.METRICS, f"pages_{source}", 1)
-        for field in _bucket_fields("page_seconds", seconds, PAGE_SECONDS_BUCKETS):
-            pipe.hincrby(keys.METRICS, field, 1)
-        pipe.hincrby(keys.METRICS, "page_seconds:count", 1)
-        pipe.hincrbyfloat(keys.METRICS, "page_seconds:sum", seconds)
+        _observe(pipe, "page_seconds", seconds, PAGE_SECONDS_BUCKETS)
         await pipe.execute()
 
 
 async def record_job_duration(redis: Redis, seconds: float) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        for field in _bucket_fields("job_seconds", seconds, JOB_SECONDS_BUCKETS):
-            pipe.hincrby(keys.METRICS, field, 1)
-        pipe.hincrby(keys.METRICS, "job_seconds:count", 1)
-        pipe.hincrbyfloat(keys.METRICS, "job_seconds:sum", seconds)
+        _observe(pipe, "job_seconds", seconds, JOB_SECONDS_BUCKETS)
         await pipe.execute()
 
 
