@@ -44,6 +44,7 @@ BENCHMARKS = {
     "degraded": "benchmarks.bench_degraded",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.bench_soak",
+    "memory": "benchmarks.bench_memory",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
 ON_REQUEST = {"soak"}
