@@ -70,8 +70,9 @@ FADED_CONTRAST = 0.55
 _SAUVOLA_R = 128.0
 # The rows sampled for the check: every this many rows, a band of three (a speck needs its neighbours).
 _SAMPLE_EVERY_ROWS = 12
-# How many sampled rows are divided by the background at once (a 300-dpi letter page samples 275).
-_ROWS_AT_ONCE = 256
+# Rows worked on at once where a whole page of floats would be large: sampled rows divided by the
+# background (a 300-dpi letter page samples 275), rows of Sauvola's threshold.
+_ROWS_AT_ONCE = 64
 # Normalised levels: a pixel this light is paper, this dark is ink.
 _PAPER = 0.75
 _INK = 0.4
@@ -198,31 +199,33 @@ def sauvola(pixels: np.ndarray, dpi: int, *, k: float = _SAUVOLA_K) -> np.ndarra
     The window's statistics are taken on a copy at half the resolution and the threshold scaled back up:
     over a window of 40-odd pixels it barely changes from one pixel to the next (99.9% of pixels come out
     the same), and it costs a third of the full-resolution computation (35 ms rather than 110 ms on a
-    300-dpi letter page). It is scaled up as 8-bit levels rather than floats, a quarter of the memory (a
-    40-megapixel page's threshold is 40 MB, not 160); against a threshold scaled up as floats, 99.99% of
-    the pixels of the degraded pages of BENCHMARKS.md section 9 come out the same."""
+    300-dpi letter page). It is scaled up as 8-bit levels rather than floats (below); against a threshold
+    scaled up as floats, 99.99% of the pixels of the degraded pages of BENCHMARKS.md section 9 come out
+    the same."""
     height, width = pixels.shape
     factor = 2 if min(height, width) >= 64 else 1
     small = pixels
     if factor > 1:
         small = cv2.resize(pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     side = 2 * round(_SAUVOLA_WINDOW_IN * dpi / factor / 2) + 1
-    # In place where it can be: three float arrays of the half-size page at most, 120 MB for 40 megapixels.
-    mean = cv2.boxFilter(small, cv2.CV_32F, (side, side))
-    threshold: np.ndarray = cv2.sqrBoxFilter(small, cv2.CV_32F, (side, side))
-    cv2.subtract(threshold, cv2.multiply(mean, mean), dst=threshold)
-    cv2.sqrt(np.maximum(threshold, 0.0, out=threshold), dst=threshold)
-    threshold *= np.float32(k / _SAUVOLA_R)
-    threshold += np.float32(1.0 - k)
-    threshold *= mean
-    del mean
     # A pixel's integer level is above the threshold exactly when it is above the threshold's integer
-    # part, so the threshold goes to full size in 8 bits, not as floats: 40 MB rather than 160.
-    levels: np.ndarray = np.empty(threshold.shape, dtype=np.uint8)
-    np.floor(threshold, out=threshold)
-    np.clip(threshold, 0, 255, out=threshold)
-    levels[...] = threshold
-    del threshold
+    # part, so the threshold is kept in 8 bits, and worked out a band of rows at a time (each band's box
+    # filters reach `side // 2` rows beyond it, so every row sees its whole window): a 40-megapixel page
+    # needs no page of floats at all, where the whole-page filters took 160 MB of them.
+    levels: np.ndarray = np.empty(small.shape, dtype=np.uint8)
+    reach = side // 2
+    for top in range(0, small.shape[0], _ROWS_AT_ONCE):
+        bottom = min(top + _ROWS_AT_ONCE, small.shape[0])
+        above, rows = max(0, top - reach), slice(top - max(0, top - reach), bottom - max(0, top - reach))
+        window = small[above : min(small.shape[0], bottom + reach)]
+        mean: np.ndarray = cv2.boxFilter(window, cv2.CV_32F, (side, side))[rows]
+        threshold: np.ndarray = cv2.sqrBoxFilter(window, cv2.CV_32F, (side, side))[rows]
+        threshold -= mean * mean
+        cv2.sqrt(np.maximum(threshold, 0.0, out=threshold), dst=threshold)
+        threshold *= np.float32(k / _SAUVOLA_R)
+        threshold += np.float32(1.0 - k)
+        threshold *= mean
+        levels[top:bottom] = np.clip(threshold, 0, 255, out=threshold)  # truncated: floor
     if factor > 1:
         levels = cv2.resize(levels, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.asarray(cv2.compare(pixels, levels, cv2.CMP_GT))
+    return np.asarray(cv2.compare(pixels, levels, cv2.CMP_GT, dst=levels))

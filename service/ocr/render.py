@@ -90,6 +90,9 @@ def render_gray(page: pymupdf.Page, scale: float) -> np.ndarray:
     """The page (with its /Rotate applied, as a viewer shows it) as 8-bit grayscale on white."""
     try:
         pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False)
+    except pymupdf.mupdf.FzErrorSystem as exc:
+        # Out of memory (PAGE_MEMORY_MB), not a broken page: the page process answers it as such.
+        raise MemoryError(f"page {page.number + 1} cannot be rendered: {exc}") from None
     except MUPDF_ERRORS as exc:
         raise UnprocessableDocument(f"page {page.number + 1} cannot be rendered: {exc}") from None
     release_decoded_images()
