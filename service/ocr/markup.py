@@ -7,6 +7,8 @@ import re
 # XML 1.0 allows tab, newline, carriage return, and U+0020..U+D7FF, U+E000..U+FFFD, U+10000 and up:
 # anything else (other control characters, lone surrogates, U+FFFE/U+FFFF) cannot appear even escaped.
 _FORBIDDEN = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What a word never holds besides: DEL and the C1 controls, which XML allows but nothing displays.
+_UNPRINTABLE = re.compile("[\x7f-\x9f]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"})
 
 
@@ -16,9 +18,9 @@ def xml_safe(text: str) -> str:
 
 
 def printable_word(text: str) -> str:
-    """A word's text as pages keep it: without whitespace or the characters XML 1.0 forbids, so that
-    every output carries the same words."""
-    return _FORBIDDEN.sub("", "".join(text.split()))
+    """A word's text as pages keep it: without whitespace, control characters or the characters XML 1.0
+    forbids, so that every output carries the same words."""
+    return _UNPRINTABLE.sub("", _FORBIDDEN.sub("", "".join(text.split())))
 
 
 def escape(text: str) -> str:
