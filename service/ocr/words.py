@@ -107,18 +107,19 @@ class PageWords:
         """A word's box on the upright page: the box of its corners put back from the read image, kept
         inside the page."""
         left, top, width, height = box
-        corners: list[tuple[float, float]]
+        page_w, page_h = self.frame.page
         if self.frame.skew_deg == 0 and self.frame.read == self.frame.page:
-            corners = [(left, top), (left + width, top + height)]
+            # Read as it lies (every text-layer page, most scans): the box is already on the page.
+            x0, y0, x1, y1 = float(left), float(top), float(left + width), float(top + height)
         else:
             corners = [self.frame.to_upright(x, y) for x in (left, left + width) for y in (top, top + height)]
-        xs, ys = [x for x, _ in corners], [y for _, y in corners]
-        page_w, page_h = self.frame.page
+            xs, ys = [x for x, _ in corners], [y for _, y in corners]
+            x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
         return (
-            min(max(min(xs), 0.0), page_w),
-            min(max(min(ys), 0.0), page_h),
-            min(max(max(xs), 0.0), page_w),
-            min(max(max(ys), 0.0), page_h),
+            min(max(x0, 0.0), page_w),
+            min(max(y0, 0.0), page_h),
+            min(max(x1, 0.0), page_w),
+            min(max(y1, 0.0), page_h),
         )
 
     def tsv_words(self) -> list[TsvWord]:
