@@ -20,6 +20,9 @@ def xml_safe(text: str) -> str:
 def printable_word(text: str) -> str:
     """A word's text as pages keep it: without whitespace, control characters or the characters XML 1.0
     forbids, so that every output carries the same words."""
+    if text.isprintable() and " " not in text:
+        # Nearly every word: no whitespace but the space, no control or unassigned character, no surrogate.
+        return text
     return _UNPRINTABLE.sub("", _FORBIDDEN.sub("", "".join(text.split())))
 
 

@@ -94,11 +94,18 @@ def text_layer(page: pymupdf.Page) -> PageWords | None:
     """The page's own words when it has a real text layer, else None."""
     # The words as the page is shown (its /Rotate applied), put in reading order by from_text_layer():
     # sorting whole blocks costs about a millisecond a page, where sorting every line cost sixteen.
-    matrix = page.rotation_matrix
-    rows = []
-    for x0, y0, x1, y1, text, block, line, word in page.get_text("words"):
-        box = (pymupdf.Rect(x0, y0, x1, y1) * matrix).normalize()
-        rows.append((box.x0, box.y0, box.x1, box.y1, text, block, line, word))
+    rows = page.get_text("words")
+    if page.rotation:
+        # Turned with the page as it is shown; plain arithmetic, since a Rect per word cost more than
+        # reading the words.
+        m = page.rotation_matrix
+        a, b, c, d, e, f = float(m.a), float(m.b), float(m.c), float(m.d), float(m.e), float(m.f)
+        turned = []
+        for x0, y0, x1, y1, text, block, line, word in rows:
+            xs = (a * x0 + c * y0 + e, a * x1 + c * y1 + e)
+            ys = (b * x0 + d * y0 + f, b * x1 + d * y1 + f)
+            turned.append((min(xs), min(ys), max(xs), max(ys), text, block, line, word))
+        rows = turned
     words = from_text_layer(rows, (page.rect.width, page.rect.height))
     visible = "".join("".join(line.texts) for line in words.lines)
     if len(visible) < MIN_TEXT_LAYER_CHARS:

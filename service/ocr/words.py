@@ -201,27 +201,29 @@ def from_text_layer(rows: Sequence[TextLayerWord], page_size: tuple[float, float
     order: blocks from top to bottom (by their lower edge, then their left, as PyMuPDF sorts blocks),
     lines and words within a block in the order the layer has them."""
     units = TEXT_LAYER_DPI / 72
-    blocks: dict[int, list[TextLayerWord]] = {}
-    for row in rows:
-        if printable_word(row[4]):
-            blocks.setdefault(row[5], []).append(row)
-
-    def block_key(block: list[TextLayerWord]) -> tuple[float, float]:
-        return max(r[3] for r in block), min(r[0] for r in block)
+    # block -> line -> (word number, text, box in units); PyMuPDF gives them in this order already.
+    blocks: dict[int, dict[int, list[tuple[int, str, tuple[int, int, int, int]]]]] = {}
+    edges: dict[int, list[float]] = {}  # block -> [lowest bottom, leftmost left], to sort blocks
+    for x0, y0, x1, y1, raw, block, line, word in rows:
+        text = printable_word(raw)
+        if not text:
+            continue
+        left, top = round(x0 * units), round(y0 * units)
+        box = (left, top, max(0, round(x1 * units) - left), max(0, round(y1 * units) - top))
+        blocks.setdefault(block, {}).setdefault(line, []).append((word, text, box))
+        edge = edges.setdefault(block, [y1, x0])
+        if y1 > edge[0]:
+            edge[0] = y1
+        if x0 < edge[1]:
+            edge[1] = x0
 
     lines: list[Line] = []
-    for number, block in enumerate(sorted(blocks.values(), key=block_key), 1):
-        by_line: dict[int, list[TextLayerWord]] = {}
-        for row in sorted(block, key=lambda r: (r[6], r[7])):
-            by_line.setdefault(row[6], []).append(row)
-        for line_rows in by_line.values():
-            boxes = []
-            for x0, y0, x1, y1, *_ in line_rows:
-                left, top = round(x0 * units), round(y0 * units)
-                boxes.append((left, top, max(0, round(x1 * units) - left), max(0, round(y1 * units) - top)))
+    for number, block in enumerate(sorted(blocks, key=edges.__getitem__), 1):
+        for line in sorted(blocks[block]):
+            placed = sorted(blocks[block][line])
+            boxes = tuple(box for _, _, box in placed)
             top = min(box[1] for box in boxes)
             bottom = max(box[1] + box[3] for box in boxes)
-            texts = tuple(printable_word(r[4]) for r in line_rows)
-            lines.append(Line(number, number, top, bottom, texts, tuple(boxes), None))
+            lines.append(Line(number, number, top, bottom, tuple(text for _, text, _ in placed), boxes, None))
     size = (round(page_size[0] * units), round(page_size[1] * units))
     return PageWords(Frame(TEXT_LAYER_DPI, size, size), tuple(lines))
