@@ -4,14 +4,17 @@ Redis a few reads rather than one per client; a 503 only while Redis is really d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import run_service, running_redis
+from tests.conftest import RedisServer, run_service, running_redis
 from tests.e2e.test_api import read_stream, submit
 from tests.unit.ocr_samples import text_pdf
 
@@ -101,3 +104,54 @@ async def test_a_burst_waits_for_a_small_pool_and_only_a_down_redis_is_a_503() -
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
         await redis.aclose()
+
+
+def web_processes(pid: int) -> list[int]:
+    """The processes uvicorn's supervisor `pid` started to serve (not multiprocessing's resource tracker)."""
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def established_on(pid: int, port: int) -> int:
+    """How many accepted connections to `port` process `pid` holds (from /proc: no psutil in tests)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += local_port == port and state == "01" and inode in inodes
+    return count
+
+
+async def test_web_concurrency_runs_processes_that_each_deliver_every_event(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=0, WEB_CONCURRENCY="2") as service:
+        assert service.web is not None
+        processes = web_processes(service.web.pid)
+        assert len(processes) == 2, processes
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, text_pdf(pages=2, lines=["Two web processes"]))).json()
+            path = job["links"]["events"]
+            opened = []
+            try:
+                # Connections are spread by the kernel among the processes: open until both hold some.
+                deadline = time.monotonic() + 20
+                while min(established_on(pid, service.port) for pid in processes) < 5:
+                    assert time.monotonic() < deadline, [established_on(pid, service.port) for pid in processes]
+                    opened.append(await open_raw_stream(service.port, path))
+                assert all(status == 200 for status, _, _ in opened)
+                readers = [asyncio.create_task(read_events(reader)) for _, reader, _ in opened]
+                service.start_worker()
+                streams = await asyncio.wait_for(asyncio.gather(*readers), 60)
+            finally:
+                for _, _, writer in opened:
+                    writer.close()
+            truth = await read_stream(client, path, headers={"Last-Event-ID": "0"})
+            expected = [(int(event_id), name) for event_id, name, _ in truth]
+            assert expected[-1][1] == "status" and truth[-1][2]["status"] == "completed"
+            assert all([(i, name) for i, name, _ in events] == expected for events in streams)
