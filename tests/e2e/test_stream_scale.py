@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from service.jobs.store import JobStore
 from tests.conftest import RedisServer, run_service, running_redis
 from tests.e2e.test_api import read_stream, submit
 from tests.unit.ocr_samples import text_pdf
@@ -155,3 +157,55 @@ async def test_web_concurrency_runs_processes_that_each_deliver_every_event(redi
             expected = [(int(event_id), name) for event_id, name, _ in truth]
             assert expected[-1][1] == "status" and truth[-1][2]["status"] == "completed"
             assert all([(i, name) for i, name, _ in events] == expected for events in streams)
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_slow_reader_gets_the_newest_progress_without_growing_the_webs_memory(
+    redis_server: RedisServer,
+) -> None:
+    with run_service(redis_server, workers=0) as service:
+        assert service.web is not None
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            job = (await submit(client, text_pdf(lines=["A slow reader"]))).json()
+            status, reader, writer = await open_raw_stream(service.port, job["links"]["events"])
+            assert status == 200
+            await reader.readuntil(b"\n\n")  # the current state
+            redis = Redis.from_url(service.redis_url)
+            store = JobStore(redis, ttl_s=3600)
+            try:
+                rss_before = rss_kb(service.web.pid)
+                received = b""
+                publishing = True
+
+                async def read_slowly() -> None:
+                    nonlocal received
+                    while not received.endswith(b"0\r\n\r\n"):
+                        received += await reader.read(16384)
+                        if publishing:
+                            await asyncio.sleep(0.05)  # about 300 KB/s, far below what is published
+
+                slow = asyncio.create_task(read_slowly())
+                # 1,000 progress events of 20 KB each (20 MB) for a client that reads a fraction of that.
+                padding = "x" * 20_000
+                for n in range(1000):
+                    await store.change(job["id"], "public", {"pages_done": n, "message": f"{n} {padding}"})
+                grown_kb = rss_kb(service.web.pid) - rss_before
+                publishing = False
+                await store.change(job["id"], "public", {"status": "completed", "message": "done"})
+                await asyncio.wait_for(slow, 30)
+            finally:
+                writer.close()
+                await redis.aclose()
+            # Held for it: its socket's buffers and a few queued events (shared with every other stream),
+            # never the 20 MB; it was not ended, and it got the newest state and the end.
+            assert grown_kb < 10_000, grown_kb
+            text = received.decode()
+            progress = [int(m) for m in re.findall(r'"pages_done":(\d+)', text)]
+            assert progress == sorted(progress) and len(progress) < 500, len(progress)
+            assert '"pages_done":999,' in text and '"status":"completed"' in text
