@@ -109,8 +109,9 @@ class EventStream(Response):
         watcher: asyncio.Task[None] | None = None
         try:
             await self._send(send, {"type": "http.response.start", "status": 200, "headers": HEADERS})
-            if self.head:
-                await self._send(send, {"type": "http.response.body", "body": self.head, "more_body": True})
+            head, self.head = self.head, b""  # not kept for the stream's life
+            if head:
+                await self._send(send, {"type": "http.response.body", "body": head, "more_body": True})
             if self.source is not None:
                 watcher = asyncio.ensure_future(_until_disconnect(receive, self.source))
                 await self._pump(send, self.source)
