@@ -442,7 +442,8 @@ async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server
                         ended.append(await final_state(client, job))
                     assert (await client.delete(f"/jobs/{jobs[2]['id']}")).status_code == 204
                 # A worker SIGKILLed while it waits on a document's host: its claim on the unit lapses with the
-                # lease, not after arq's job timeout. The job is deleted as soon as it ends (its webhook may be pending yet).
+                # lease, not after arq's job timeout. The job is deleted as soon as it ends (its webhook may be
+                # pending yet).
                 receiver.documents["held.pdf"] = text_pdf(lines=["held then fetched"])
                 receiver.hold = True
                 held = (await client.post("/jobs", json={"url": f"{receiver.url}/docs/held.pdf",
