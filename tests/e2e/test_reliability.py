@@ -403,7 +403,7 @@ async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server
     """A few jobs of three tenants, each ending a different way: after RESULT_TTL the only keys left are
     the process-wide ones, each tenant's two counters and its job index (which expires RESULT_TTL later,
     or is pruned by the cron before), each expiring: nothing of a unit whose worker was SIGKILLed, nor of
-    a webhook whose job was deleted before it went out. The soak benchmark (benchmarks/bench_soak.py)
+    a webhook whose job was deleted before it went out. The soak benchmark (benchmarks/soak/)
     checks the same after 20,000 jobs."""
     import re
 
