@@ -54,8 +54,8 @@ def page(result: PageResult, *, scale: float) -> str:
     ]
     for block in blocks(result, scale):
         out.append(f'<TextBlock ID="block_{n}_{block.number}" {_position(block.box)}>\n')
-        for par in block.pars:
-            for line in par.lines:
+        for par in block.parts:
+            for line in par.parts:
                 out.append(f'<TextLine ID="line_{n}_{line.number}" {_position(line.box)}>')
                 previous: Box | None = None
                 for index, (text, box, confidence) in enumerate(line.words, 1):

@@ -52,9 +52,9 @@ def page(result: PageResult, *, scale: float, scan_res: int | None) -> str:
     out = [f'<div class="ocr_page" id="page_{n}" title="{title}">\n']
     for block in blocks(result, scale):
         out.append(f'<div class="ocr_carea" id="block_{n}_{block.number}" title="{_bbox(block.box)}">\n')
-        for par in block.pars:
+        for par in block.parts:
             out.append(f'<p class="ocr_par" id="par_{n}_{par.number}" title="{_bbox(par.box)}">\n')
-            for line in par.lines:
+            for line in par.parts:
                 out.append(f'<span class="ocr_line" id="line_{n}_{line.number}" title="{_bbox(line.box)}">')
                 for index, (text, box, confidence) in enumerate(line.words, 1):
                     title = _bbox(box) + ("" if confidence is None else f"; x_wconf {confidence}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from service.ocr.page import PageResult
 
@@ -22,24 +22,28 @@ class LayoutLine:
         return union(box for _, box, _ in self.words)
 
 
-@dataclass
-class LayoutPar:
-    number: int
-    lines: list[LayoutLine] = field(default_factory=list)
-
+class _Boxed(Protocol):
     @property
-    def box(self) -> Box:
-        return union(line.box for line in self.lines)
+    def box(self) -> Box: ...
+
+
+Part = TypeVar("Part", bound=_Boxed)
 
 
 @dataclass
-class LayoutBlock:
-    number: int
-    pars: list[LayoutPar] = field(default_factory=list)
+class Group(Generic[Part]):
+    """A paragraph (its parts are lines) or a block (its parts are paragraphs)."""
+
+    number: int  # 1-based across the page
+    parts: list[Part] = field(default_factory=list)
 
     @property
     def box(self) -> Box:
-        return union(par.box for par in self.pars)
+        return union(part.box for part in self.parts)
+
+
+LayoutPar = Group[LayoutLine]
+LayoutBlock = Group[LayoutPar]
 
 
 def union(boxes: Iterable[Box]) -> Box:
@@ -57,11 +61,11 @@ def blocks(page: PageResult, scale: float) -> list[LayoutBlock]:
         if not out or out[-1].number != line.block:
             out.append(LayoutBlock(line.block))
         block = out[-1]
-        if not block.pars or block.pars[-1].number != line.par:
-            block.pars.append(LayoutPar(line.par))
+        if not block.parts or block.parts[-1].number != line.par:
+            block.parts.append(LayoutPar(line.par))
         placed = LayoutLine(words[0]["line"])
         placed.words = [(w["text"], _scaled(w, scale), w["confidence"]) for w in words]
-        block.pars[-1].lines.append(placed)
+        block.parts[-1].parts.append(placed)
     return out
 
 
