@@ -42,8 +42,9 @@ BENCHMARKS = {
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
+    "outputs": "benchmarks.bench_outputs",
     "profile": "benchmarks.bench_profile",
-    "soak": "benchmarks.bench_soak",
+    "soak": "benchmarks.soak",
     "memory": "benchmarks.bench_memory",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.

@@ -22,12 +22,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import cache, jobs, ops, results, streams
+from service.api import cache, jobs, ops, pages, results, streams
 from service.api.context import Services, StreamSlots
 from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
 from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
+from service.jobs.backlog import Backlogs
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.pdf_builder import PdfBuilder
@@ -135,6 +136,8 @@ ROUTES = [
     Route("/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
     Route("/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
     Route("/jobs/{job_id}/result", results.get_result, methods=["GET"]),
+    Route("/jobs/{job_id}/pages", pages.list_pages, methods=["GET"]),
+    Route("/jobs/{job_id}/pages/{number}", pages.get_page, methods=["GET"]),
     Route("/events", streams.tenant_events, methods=["GET"]),
     Route("/events/link", streams.feed_link, methods=["GET"]),
     Route("/cache/stats", cache.cache_stats, methods=["GET"]),
@@ -174,6 +177,7 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             store=store,
             cache=ContentCache(redis, store),
             hub=hub,
+            backlogs=Backlogs(redis),
             installed_langs=installed_languages(),
             streams=StreamSlots(settings.max_streams_per_tenant),
             dashboard=SharedFigures(redis, lambda: hub.clients),
