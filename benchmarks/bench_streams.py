@@ -1,4 +1,4 @@
-"""11. Streams at scale: 10,000 clients on one web process, bursts, several web processes.
+"""12. Streams at scale: 10,000 clients on one web process, bursts, several web processes.
 
 Each scenario starts its own web (no worker: the benchmark publishes the jobs' changes itself through
 the same Lua script a worker uses, JobStore.change, so that it knows each event's publish time), opens
@@ -34,7 +34,7 @@ from service.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
-KEY = "11"
+KEY = "12"
 TITLE = "Streams at scale: 10,000 clients per web process, bursts, WEB_CONCURRENCY"
 TENANTS = [f"tenant{n}" for n in range(10)]
 KEYS = {tenant: f"{tenant}-key-0123456789" for tenant in TENANTS}

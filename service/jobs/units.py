@@ -43,3 +43,8 @@ def download_arq_id(job_id: str) -> str:
 
 def webhook_arq_id(job_id: str) -> str:
     return f"{job_id}:webhook"
+
+
+def job_page_indices(meta: dict[str, str], pages_total: int) -> list[int]:
+    """The 0-based indices of the document's pages that a job processes, ascending."""
+    return list(range(pages_total))
