@@ -1,4 +1,4 @@
-"""12. Worker memory on huge pages: the worker tree's peak RSS, beside the service as it was (main).
+"""13. Worker memory on huge pages: the worker tree's peak RSS, beside the service as it was (main).
 
 One worker with its default OCR_CONCURRENCY (one page process per core) OCRs, one job at a time:
 
@@ -43,7 +43,7 @@ from benchmarks.documents import lines_that_fit, scan_image, sentence_lines
 from benchmarks.processes import ROOT, rss_kb, run_service
 from benchmarks.report import Section
 
-KEY = "12"
+KEY = "13"
 TITLE = "Worker memory on huge pages"
 BOUND_MB = 600
 SAMPLE_EVERY_S = 0.01
