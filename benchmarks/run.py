@@ -46,6 +46,7 @@ BENCHMARKS = {
     "outputs": "benchmarks.bench_outputs",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",
+    "memory": "benchmarks.bench_memory",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
 ON_REQUEST = {"soak"}
