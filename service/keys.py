@@ -5,7 +5,8 @@ the very change that ends it, see service/jobs/scripts.py):
     ocr:job:<id>          the public job object, JSON
     ocr:meta:<id>         hash: tenant, media_type, content_key, webhook_url, ...
     ocr:seq:<id>          the job's event counter (the SSE `id`)
-    ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume
+    ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume (a page event only
+                          names its page: the page is in ocr:pages:<id>)
     ocr:doc:<id>          the document bytes, readable by every worker
     ocr:pages:<id>        hash: page number -> page result JSON (one field per page: retries never redo a page)
     ocr:layers:<id>       hash: page number -> the page's invisible text as a one-page PDF (for ?format=pdf)

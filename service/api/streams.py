@@ -25,6 +25,7 @@ from service.jobs.events import (
     read_feed_backlog,
     read_job_backlog,
 )
+from service.jobs.page_events import PAGE
 from service.jobs.record import ACTIVE, TERMINAL, Job
 from service.params import header_text, parse_event_id
 
@@ -127,18 +128,19 @@ async def feed_link(request: Request) -> Response:
 async def job_stream(
     *,
     subscription: Subscription,
-    backlog: list[tuple[int, str, Job]],
+    backlog: list[tuple[int, str, Any]],
     present: Present,
     retry_ms: int,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The events of one job: the backlog, then live events, until its terminal event."""
+    """The events of one job: the backlog, then live events, until its terminal event. A page event's
+    data goes out as it is; the others carry the job, presented."""
     last_sent = 0
     first = True
-    for seq, name, job in backlog:
-        yield sse(seq, name, present(job), retry_ms if first else None)
+    for seq, name, payload in backlog:
+        yield sse(seq, name, payload if name == PAGE else present(payload), retry_ms if first else None)
         first = False
         last_sent = seq
-        if job["status"] in TERMINAL:
+        if name != PAGE and payload["status"] in TERMINAL:
             return
     while True:
         event = await subscription.next()
@@ -149,7 +151,8 @@ async def job_stream(
         if event.name == "deleted":
             yield sse(max(last_sent + 1, event.seq), "deleted", {"id": event.job_id}, retry_ms if first else None)
             return
-        yield sse(event.seq, event.name, event.present_with(present), retry_ms if first else None)
+        data = event.data if event.data is not None else event.present_with(present)
+        yield sse(event.seq, event.name, data, retry_ms if first else None)
         first = False
         last_sent = event.seq
         if event.terminal:

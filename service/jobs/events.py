@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service import keys
+from service.jobs.page_events import PAGE, read_page_events
 from service.jobs.record import TERMINAL, Job
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ class Event:
     tenant: str
     seq: int  # the event's id in its job's stream
     tseq: int  # its id in the tenant's feed
-    name: str  # "status", "progress" or "deleted"
-    job: Job
+    name: str  # "status", "progress", "deleted" or "page"
+    job: Job  # the job after the change ({} for a page event)
+    # An event that is not a change of the job (a page) carries its data ready to send.
+    data: dict[str, Any] | None = None
     # What `present` made of the job, computed once for all of the event's streams (they share a tenant).
     presented: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -177,7 +180,10 @@ class EventHub:
             self._dispatch(event)
 
     def _dispatch(self, event: Event) -> None:
-        for index, name in ((self._by_job, event.job_id), (self._by_tenant, event.tenant)):
+        targets = [(self._by_job, event.job_id)]
+        if event.tseq > 0:  # a job's own events (pages) have no id in the tenant's feed: not for the feed
+            targets.append((self._by_tenant, event.tenant))
+        for index, name in targets:
             for sub in list(index.get(name, ())):
                 if not sub.offer(event):
                     logger.info("ending a slow event stream of %s", name)
@@ -198,20 +204,23 @@ def parse_published(raw: bytes | str) -> Event:
         seq=int(data["seq"]),
         tseq=int(data["tseq"]),
         name=data["event"],
-        job=data["job"],
+        job=data.get("job", {}),
+        data=data.get("data"),
     )
 
 
-def _history_entry(raw: bytes) -> tuple[int, str, Job]:
+def _history_entry(raw: bytes) -> tuple[int, str, Any]:
     data = json.loads(raw)
-    return int(data["seq"]), data["event"], data["job"]
+    # A page event keeps only its page's number in the history (service/jobs/page_events.py).
+    return int(data["seq"]), data["event"], data["page"] if data["event"] == PAGE else data["job"]
 
 
 async def read_job_backlog(
     redis: Redis, job_id: str, last_event_id: int | None
-) -> tuple[list[tuple[int, str, Job]], int]:
+) -> tuple[list[tuple[int, str, Any]], int]:
     """What a job stream sends before going live: the events after `last_event_id` when the history
-    still holds them, else the current state alone. Returns (events, seq of the current state)."""
+    still holds them, else the current state alone. Returns (events, seq of the current state); each
+    event is (seq, name, the job), or for a page event (seq, "page", its data)."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.get(keys.seq(job_id))
         pipe.get(keys.job(job_id))
@@ -226,8 +235,18 @@ async def read_job_backlog(
             return [], seq_now
         history = [_history_entry(raw) for raw in history_raw]
         if history and history[0][0] <= last_event_id + 1:
-            return [entry for entry in history if entry[0] > last_event_id], seq_now
+            return await _with_pages(redis, job_id, [entry for entry in history if entry[0] > last_event_id]), seq_now
     return [(seq_now, "status", current)], seq_now
+
+
+async def _with_pages(redis: Redis, job_id: str, entries: list[tuple[int, str, Any]]) -> list[tuple[int, str, Any]]:
+    """The history's page references replaced by the pages' event data."""
+    pages = await read_page_events(redis, job_id, [int(p) for _, name, p in entries if name == PAGE])
+    return [
+        (seq, name, pages[int(payload)] if name == PAGE else payload)
+        for seq, name, payload in entries
+        if name != PAGE or int(payload) in pages
+    ]
 
 
 async def read_feed_backlog(

@@ -162,6 +162,7 @@ async def _one_page(
     pages_done = await store_page(
         state.redis,
         job_id,
+        tenant,
         page,
         max_document_bytes=state.settings.max_document_text_bytes,
     )
