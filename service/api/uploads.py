@@ -18,7 +18,17 @@ from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.jobs.submit import Submission
-from service.params import MAX_NUMBER_CHARS, ascii_int, load_json, parse_bool, parse_int, parse_media_type, parse_url
+from service.params import (
+    MAX_NUMBER_CHARS,
+    ascii_int,
+    format_pages,
+    load_json,
+    parse_bool,
+    parse_int,
+    parse_media_type,
+    parse_pages,
+    parse_url,
+)
 
 RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -112,7 +122,11 @@ def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) ->
     force_ocr = parse_bool(fields.get("force_ocr") or "false", "force_ocr")
     webhook_raw = (fields.get("webhook_url") or "").strip()
     webhook_url = parse_url(webhook_raw, "webhook_url") if webhook_raw else None
-    options = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
+    options: dict[str, Any] = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
+    pages_raw = fields.get("pages") or ""
+    if pages_raw.strip():
+        # Shown (and cached) in its one written form: "3,1-2" and "1-3" are the same selection.
+        options["pages"] = format_pages(parse_pages(pages_raw))
     return options, webhook_url
 
 

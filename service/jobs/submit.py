@@ -10,7 +10,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from service import netguard
-from service.errors import ServiceUnavailable
+from service.errors import BadRequest, ServiceUnavailable
 from service.jobs.cache import ContentCache, content_key
 from service.jobs.documents import check_document
 from service.jobs.record import FAILED, QUEUED, Job, new_job, new_job_id, utc_now
@@ -21,6 +21,8 @@ from service.jobs.units import (
     UNIT_EXPIRES_MS,
     download_arq_id,
     encode_ranges,
+    job_page_indices,
+    nothing_selected,
     page_ranges,
     range_arq_id,
 )
@@ -35,7 +37,7 @@ class Submission:
 
     document: bytes | None  # None when the worker is to download `source_url`
     filename: str
-    options: dict[str, Any]  # lang, dpi, force_ocr: what the job object shows
+    options: dict[str, Any]  # lang, dpi, force_ocr, pages (when given): what the job object shows
     webhook_url: str | None
     source_url: str | None
 
@@ -55,11 +57,17 @@ async def submit(
             await netguard.resolve(url, allow_private=settings.allow_private_networks)
     if submission.webhook_url:
         meta["webhook_url"] = submission.webhook_url
+    if "pages" in submission.options:
+        meta["pages"] = submission.options["pages"]
     if submission.document is None:
         return await _submit_url(store, tenant, submission, meta, settings.max_active_jobs), False
 
     document = submission.document
     checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
+    meta["document_pages"] = str(checked.pages_total)
+    pages_total = len(job_page_indices(meta, checked.pages_total))
+    if pages_total == 0:
+        raise BadRequest(nothing_selected(meta["pages"], checked.pages_total))
     key = content_key(document, submission.options)
     meta |= {"media_type": checked.media_type, "content_key": key, "size": str(len(document))}
     source_id = await cache.lookup(tenant, key)
@@ -69,15 +77,13 @@ async def submit(
             logger.info("job %s tenant=%s completed from cache of %s", cached["id"], tenant, source_id)
             return cached, True
 
-    job = new_job(
-        new_job_id(), filename=submission.filename, options=submission.options, pages_total=checked.pages_total
-    )
-    ranges = page_ranges(checked.pages_total, settings.split_pages)
+    job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=pages_total)
+    ranges = page_ranges(pages_total, settings.split_pages)
     meta["ranges"] = encode_ranges(ranges)
     job = await store.create(job, tenant=tenant, meta=meta, document=document, max_active=settings.max_active_jobs)
     calls = [(OCR_PAGES, (job["id"], first, last), range_arq_id(job["id"], first)) for first, last in ranges]
     await _enqueue_or_fail(store, job, tenant, calls)
-    logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, checked.pages_total, len(document))
+    logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, pages_total, len(document))
     return job, False
 
 

@@ -19,6 +19,7 @@ from arq import Retry
 from service import keys
 from service.errors import DocumentError, DocumentMissing, OcrCancelled, TransientOcrError
 from service.jobs.record import QUEUED, RUNNING, TERMINAL, JobRef, utc_now
+from service.jobs.units import job_page_indices
 from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
@@ -77,7 +78,8 @@ async def _run_range(state: WorkerState, ref: JobRef, first: int, last: int, job
         timeout_s=state.settings.job_timeout_s,
     )
     done = {int(n) for n in await state.redis.hkeys(keys.pages(job_id))}  # type: ignore[misc]
-    todo = [index for index in range(first, last) if index + 1 not in done]
+    selected = job_page_indices(ref.meta, ref.job["pages_total"])[first:last]
+    todo = [index for index in selected if index + 1 not in done]
     with state.document_file(job_id, document) as document_path:
         failure = await _run_pages(state, ref, document_path, todo, options, token)
     if failure is not None:

@@ -8,9 +8,12 @@ import json
 from typing import Any
 
 import httpx
+import pymupdf
 from httpx_sse import aconnect_sse
 
 from service.jobs.page_events import PAGE_FIELDS
+from tests.conftest import RedisServer, run_service
+from tests.e2e.receiver import running_receiver
 from tests.e2e.test_api import read_stream, submit
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
 
@@ -73,3 +76,69 @@ async def test_a_text_layer_document_has_page_events_too(client: httpx.AsyncClie
 
 def page_numbers(events: list[tuple[str, str, dict[str, Any]]]) -> list[int]:
     return sorted(data["page"]["number"] for _, name, data in events if name == "page")
+
+
+async def test_pages_selects_which_pages_are_read_keeping_their_numbers(client: httpx.AsyncClient) -> None:
+    document = numbered_scan(4)
+    response = await submit(client, document, pages=" 4, 2")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["options"]["pages"] == "2,4" and job["pages_total"] == 2
+    events = await read_stream(client, job["links"]["events"])
+    assert events[-1][2]["status"] == "completed" and events[-1][2]["pages_done"] == 2
+    assert page_numbers(events) == [2, 4]
+    result = (await client.get(f"/jobs/{job['id']}/result")).json()
+    assert result["pages_total"] == 2 and [p["number"] for p in result["pages"]] == [2, 4]
+    for page in result["pages"]:
+        assert f"Page {page['number']} of the scan" in page["text"]
+    assert "Page 1 of" not in result["text"] and "Page 3 of" not in result["text"]
+    pdf = await client.get(f"/jobs/{job['id']}/result", params={"format": "pdf"})
+    assert pdf.status_code == 200
+    with pymupdf.open(stream=pdf.content, filetype="pdf") as searchable:
+        assert searchable.page_count == 2
+        assert "Page 4 of the scan" in searchable[1].get_text()
+    # The selection is part of what the cache knows: the whole document is another job.
+    whole = (await submit(client, document)).json()
+    assert whole["cached"] is False and "pages" not in whole["options"] and whole["pages_total"] == 4
+    assert (await submit(client, document, pages="2,4")).json()["cached"] is True
+    await client.delete(f"/jobs/{whole['id']}")
+
+
+async def test_pages_as_a_query_parameter_and_an_open_range(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs", content=text_pdf(pages=5), headers={"content-type": "application/pdf"}, params={"pages": "4-"}
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["options"]["pages"] == "4-" and job["pages_total"] == 2
+    await read_stream(client, job["links"]["events"])
+    result = (await client.get(f"/jobs/{job['id']}/result")).json()
+    assert [p["number"] for p in result["pages"]] == [4, 5] and result["text"].count("\f") == 1
+
+
+async def test_bad_page_selections_are_400(client: httpx.AsyncClient) -> None:
+    document = text_pdf(pages=3)
+    for pages in ("0", "3-1", "1,,2", "x", "-2", "4-", "5,9"):
+        response = await submit(client, document, pages=pages)
+        assert response.status_code == 400, (pages, response.text)
+        assert response.json()["error"]["code"] == "bad_request"
+        assert "pages" in response.json()["error"]["message"]
+    raw = await client.post("/jobs", content=document, headers={"content-type": "application/pdf"}, params={"pages": "0"})
+    assert raw.status_code == 400
+
+
+async def test_a_downloaded_document_with_none_of_the_pages_fails_the_job(redis_server: RedisServer) -> None:
+    with running_receiver() as receiver, run_service(redis_server, workers=1) as service:
+        receiver.documents["three.pdf"] = text_pdf(pages=3)
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            url = f"{receiver.url}/docs/three.pdf"
+            bad = (await client.post("/jobs", json={"url": url, "pages": "4-"})).json()
+            good = (await client.post("/jobs", json={"url": url, "pages": "2-"})).json()
+            assert bad["options"]["pages"] == "4-"
+            ended = await read_stream(client, bad["links"]["events"])
+            assert ended[-1][2]["status"] == "failed"
+            assert ended[-1][2]["error"]["code"] == "no_pages_selected"
+            assert "3 pages" in ended[-1][2]["error"]["message"]
+            await read_stream(client, good["links"]["events"])
+            result = (await client.get(f"/jobs/{good['id']}/result")).json()
+            assert result["pages_total"] == 2 and [p["number"] for p in result["pages"]] == [2, 3]
