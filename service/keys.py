@@ -27,6 +27,9 @@ Per tenant:
     when its last live job ends)
     ocr:cache:<t>:<hash>   job id of the earlier result for the same bytes and options
     ocr:cache-stats:<t>    hash: hits, misses
+    ocr:idempotency:<t>:<sha256 of the key>  "<job id> <fingerprint of the submission>" for an
+                           Idempotency-Key: lives exactly as long as that job (its meta names it, so the
+                           change that ends the job expires it and deleting the job deletes it)
 
 Process-wide:
     ocr:workers            sorted set: worker id -> time of its last heartbeat
@@ -35,6 +38,8 @@ Process-wide:
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "ocr:"
 EVENTS_CHANNEL = PREFIX + "events"
@@ -139,6 +144,11 @@ def cache_entry(tenant: str, content_hash: str) -> str:
 
 def cache_pattern(tenant: str) -> str:
     return f"{PREFIX}cache:{tenant}:*"
+
+
+def idempotency(tenant: str, key: str) -> str:
+    # Hashed: the key is the client's text (up to 200 characters); the name stays short and plain.
+    return f"{PREFIX}idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def cache_stats(tenant: str) -> str:

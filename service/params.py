@@ -142,6 +142,18 @@ def select_pages(spans: list[PageSpan], page_count: int) -> list[int]:
     return [index for first, last in spans for index in range(first - 1, min(last or page_count, page_count))]
 
 
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def parse_idempotency_key(raw: str) -> str:
+    """An `Idempotency-Key` header: 1 to 200 printable ASCII characters (blanks inside allowed)."""
+    if not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY_CHARS or not all(" " <= c <= "~" for c in raw):
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters, such as a UUID."
+        )
+    return raw
+
+
 def parse_cursor(raw: str | None) -> tuple[int, str | None] | None:
     """A `GET /jobs` cursor, `<creation ms>-<job id>` as the previous page's `next` handed it out (a bare
     time, as older servers gave, still works): (ms, id or None); None for the first page."""

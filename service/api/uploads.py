@@ -10,6 +10,7 @@ import json
 import re
 import unicodedata
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -22,8 +23,10 @@ from service.params import (
     MAX_NUMBER_CHARS,
     ascii_int,
     format_pages,
+    header_text,
     load_json,
     parse_bool,
+    parse_idempotency_key,
     parse_int,
     parse_media_type,
     parse_pages,
@@ -38,6 +41,13 @@ DPI_RANGE = (72, 600)
 
 
 async def read_submission(request: Request, *, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
+    # Checked before the body is read: a bad key is refused without reading megabytes first.
+    raw_key = header_text(request.headers, "idempotency-key")
+    key = None if raw_key is None else parse_idempotency_key(raw_key)
+    return replace(await _read_body_and_options(request, max_bytes, installed_langs), idempotency_key=key)
+
+
+async def _read_body_and_options(request: Request, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
     media_type = parse_media_type(request.headers.get("content-type"))
     if media_type == "multipart/form-data":
         return await _read_multipart(request, max_bytes, installed_langs)

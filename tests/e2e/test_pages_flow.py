@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -123,7 +124,9 @@ async def test_bad_page_selections_are_400(client: httpx.AsyncClient) -> None:
         assert response.status_code == 400, (pages, response.text)
         assert response.json()["error"]["code"] == "bad_request"
         assert "pages" in response.json()["error"]["message"]
-    raw = await client.post("/jobs", content=document, headers={"content-type": "application/pdf"}, params={"pages": "0"})
+    raw = await client.post(
+        "/jobs", content=document, headers={"content-type": "application/pdf"}, params={"pages": "0"}
+    )
     assert raw.status_code == 400
 
 
@@ -142,3 +145,69 @@ async def test_a_downloaded_document_with_none_of_the_pages_fails_the_job(redis_
             await read_stream(client, good["links"]["events"])
             result = (await client.get(f"/jobs/{good['id']}/result")).json()
             assert result["pages_total"] == 2 and [p["number"] for p in result["pages"]] == [2, 3]
+
+
+async def test_a_retried_submission_with_its_idempotency_key_gets_the_same_job(client: httpx.AsyncClient) -> None:
+    document = numbered_scan(1)
+    key = {"Idempotency-Key": f"retry {uuid.uuid4()}"}
+    first = await client.post("/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key)
+    assert first.status_code == 202, first.text
+    again = await client.post("/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"] and again.headers["location"] == first.headers["location"]
+    # Synchronous mode on a retry waits for the same job and gives its result.
+    waited = await client.post(
+        "/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key, params={"wait": "20"}
+    )
+    assert waited.status_code == 200 and waited.json()["id"] == first.json()["id"]
+    assert waited.json()["status"] == "completed" and "Page 1 of the scan" in waited.json()["result"]["text"]
+    # Once completed, a retry shows the job as it is now.
+    done = await client.post("/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key)
+    assert done.status_code == 200 and done.json()["status"] == "completed" and done.json()["cached"] is False
+
+    for other in (
+        {"files": {"file": ("a.pdf", text_pdf())}, "data": {"pages": "1"}},  # another document
+        {"files": {"file": ("a.pdf", document)}, "data": {"pages": "1", "dpi": "200"}},  # other options
+        {"files": {"file": ("a.pdf", document)}},  # no selection is another option too
+    ):
+        conflict = await client.post("/jobs", headers=key, **other)  # type: ignore[arg-type]
+        assert conflict.status_code == 409, conflict.text
+        assert conflict.json()["error"]["code"] == "idempotency_conflict"
+    # Another key is another submission; deleting the job frees its key.
+    other_key = await client.post(
+        "/jobs",
+        files={"file": ("a.pdf", document)},
+        data={"pages": "1"},
+        headers={"Idempotency-Key": f"other {uuid.uuid4()}"},
+    )
+    assert other_key.status_code == 200 and other_key.json()["cached"] is True
+    assert (await client.delete(f"/jobs/{first.json()['id']}")).status_code == 204
+    fresh = await client.post("/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key)
+    assert fresh.status_code in (200, 202) and fresh.json()["id"] != first.json()["id"]
+
+
+async def test_concurrent_submissions_with_one_key_make_one_job(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    document = text_pdf(pages=2)
+    answers = await asyncio.gather(
+        *(client.post("/jobs", content=document, headers=key | {"content-type": "application/pdf"}) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in answers) == [200] * 7 + [202], [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    listed = (await client.get("/jobs", params={"limit": 20})).json()["jobs"]
+    assert sum(job["id"] == answers[0].json()["id"] for job in listed) == 1
+
+
+async def test_idempotency_key_for_a_url_submission_and_bad_keys(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"url": "http://127.0.0.1:9/unreachable.pdf", "pages": "2-"}
+    first = await client.post("/jobs", json=body, headers=key)
+    again = await client.post("/jobs", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (202, 200) and first.json()["id"] == again.json()["id"]
+    assert (await client.post("/jobs", json=body | {"pages": "3-"}, headers=key)).status_code == 409
+    await client.delete(f"/jobs/{first.json()['id']}")
+    for bad in (b"", b"x" * 201, "caf\u00e9".encode(), b"tab\there"):
+        headers = {"content-type": "application/pdf", "Idempotency-Key": bad}
+        refused = await client.post("/jobs", content=text_pdf(), headers=headers)  # type: ignore[arg-type]
+        assert refused.status_code == 400, (bad, refused.text)
+        assert "Idempotency-Key" in refused.json()["error"]["message"], bad
