@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 @ends_its_job("pages")
 async def ocr_pages(ctx: dict[str, Any], job_id: str, first: int, last: int) -> str:
-    """OCR pages [first, last) of a job; the range that completes the document assembles its result."""
+    """OCR the job's pages at positions [first, last) of the pages it reads (`job_page_indices`: all of
+    the document's, or its `pages=` selection); the range that completes the document assembles its result."""
     state: WorkerState = ctx["state"]
     job_try: int = ctx["job_try"]
     ref = await state.store.get(job_id)

@@ -211,3 +211,16 @@ async def test_idempotency_key_for_a_url_submission_and_bad_keys(client: httpx.A
         refused = await client.post("/jobs", content=text_pdf(), headers=headers)  # type: ignore[arg-type]
         assert refused.status_code == 400, (bad, refused.text)
         assert "Idempotency-Key" in refused.json()["error"]["message"], bad
+
+
+async def test_a_selection_split_into_ranges_reads_each_selected_page_once(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=1, SPLIT_PAGES="2") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            job = (await submit(client, text_pdf(pages=7), "seven.pdf", pages="2,4-6")).json()
+            assert job["pages_total"] == 4
+            events = await read_stream(client, job["links"]["events"])
+            assert events[-1][2]["status"] == "completed"
+            result = (await client.get(f"/jobs/{job['id']}/result")).json()
+            assert [p["number"] for p in result["pages"]] == [2, 4, 5, 6]
+            history = await read_stream(client, job["links"]["events"], headers={"Last-Event-ID": "0"})
+            assert page_numbers(history) == [2, 4, 5, 6]
