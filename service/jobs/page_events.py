@@ -27,6 +27,19 @@ def page_event_data(job_id: str, page: dict[str, Any]) -> dict[str, Any]:
     return {"id": job_id, "page": {name: page[name] for name in PAGE_FIELDS if name in page}}
 
 
+async def with_page_events(
+    redis: Redis, job_id: str, entries: list[tuple[int, str, Any]]
+) -> list[tuple[int, str, Any]]:
+    """A backlog's page references (seq, "page", <number>) replaced by the pages' event data, read in
+    one round trip (none when the backlog names no page); a page no longer stored is left out."""
+    pages = await read_page_events(redis, job_id, [int(p) for _, name, p in entries if name == PAGE])
+    return [
+        (seq, name, pages[int(payload)] if name == PAGE else payload)
+        for seq, name, payload in entries
+        if name != PAGE or int(payload) in pages
+    ]
+
+
 async def read_page_events(redis: Redis, job_id: str, numbers: list[int]) -> dict[int, dict[str, Any]]:
     """The data of the page events for these page numbers, read from the stored pages (a page no longer
     stored, its job deleted meanwhile, is left out)."""

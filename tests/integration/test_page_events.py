@@ -8,7 +8,8 @@ import json
 from redis.asyncio import Redis
 
 from service import keys
-from service.jobs.events import EventHub, read_job_backlog
+from service.jobs.backlog import read_job_backlog
+from service.jobs.events import EventHub
 from service.jobs.page_events import PAGE_FIELDS
 from service.jobs.record import COMPLETED, RUNNING, new_job, new_job_id
 from service.jobs.store import JOB_HISTORY_EVENTS, JobStore
@@ -48,12 +49,12 @@ async def test_a_page_is_published_once_with_the_next_id_and_not_to_the_feed(red
             first, second = heard[-2:]
             assert first is not None and second is not None
             assert (first.seq, first.name, second.seq, second.name) == (3, "page", 4, "progress")
-            assert first.data == {"id": job_id, "page": page(2).to_dict()}
+            assert first.job == {"id": job_id, "page": page(2).to_dict()}
             assert not first.terminal
             # The feed hears the changes of the job only.
             while (change := await asyncio.wait_for(feed.next(), 5)) is not None and change.name != "progress":
                 assert change.name == "status"
-            assert feed.queue.empty()
+            assert feed.pop() is None
         assert await redis.get(keys.seq(job_id)) == b"4"
     finally:
         await hub.stop()
