@@ -42,6 +42,7 @@ BENCHMARKS = {
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
+    "outputs": "benchmarks.bench_outputs",
     "first-page": "benchmarks.bench_first_page",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",

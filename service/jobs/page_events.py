@@ -10,12 +10,12 @@ its text (up to MAX_PAGE_TEXT_KB a page). A stream resuming from the history rea
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from redis.asyncio import Redis
 
 from service import keys
+from service.ocr.record import read_page
 
 PAGE = "page"
 # The page object's public fields: an event never carries anything else a page stores (its words).
@@ -47,7 +47,7 @@ async def read_page_events(redis: Redis, job_id: str, numbers: list[int]) -> dic
         return {}
     raw: list[bytes | None] = await redis.hmget(keys.pages(job_id), [str(n) for n in numbers])  # type: ignore[misc]
     return {
-        number: page_event_data(job_id, json.loads(record))
+        number: page_event_data(job_id, read_page(record).to_dict())
         for number, record in zip(numbers, raw, strict=True)
         if record is not None
     }
