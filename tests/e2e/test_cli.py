@@ -378,3 +378,13 @@ def test_follow_prints_each_page_as_it_is_done_in_page_order(live_service: Servi
     assert "Page 4 of" not in text
     result = httpx.get(f"{url}/jobs/{job['id']}/result", params={"format": "text"}, timeout=10).text
     assert text == result.rstrip("\n"), "what was printed page by page is the result's text"
+
+
+def test_format_hocr_and_alto_write_the_words(live_service: Service, tmp_path: Path) -> None:
+    document = write(tmp_path / "words.pdf", text_pdf(pages=2))
+    for fmt, marker in (("hocr", "ocrx_word"), ("alto", "http://www.loc.gov/standards/alto/ns-v4#")):
+        target = tmp_path / f"words.{fmt}"
+        done = ocr_service(live_service.url, "submit", document, "--format", fmt, "--output", target, "-q")
+        assert done.returncode == 0, done.stderr
+        content = target.read_text()
+        assert marker in content and content.count('"ocr_page"' if fmt == "hocr" else "<Page ") == 2, content[:300]

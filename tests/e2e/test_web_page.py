@@ -513,14 +513,16 @@ async def test_a_running_job_shows_its_pages_as_they_are_done(
     numbers = [await item.get_attribute("data-number") for item in await dialog.locator("li.page").all()]
     assert numbers == ["1", "2", "3", "5", "6"]
     await expect(row.locator(".job-detail")).to_contain_text("5 of 5 pages")
-    for label, query in (
-        ("Download hOCR (words with their boxes)", "format=hocr"),
-        ("Download ALTO XML (words with their boxes)", "format=alto"),
-        ("Download the words as JSON", "detail=words"),
+    for label, ending, marker in (
+        ("Download hOCR (words with their boxes)", ".hocr", '"ocrx_word"'),
+        ("Download ALTO XML (words with their boxes)", ".alto.xml", "<String "),
+        ("Download the words as JSON", ".words.json", '"words":'),
     ):
-        async with page.expect_request(lambda request, query=query: query in request.url) as asked:
+        async with page.expect_download() as downloaded:
             await dialog.get_by_role("button", name=label).click()
-        assert urlsplit((await asked.value).url).path == f"/jobs/{job_id}/result"
+        download = await downloaded.value
+        assert download.suggested_filename == document.stem + ending
+        assert marker in Path(await download.path()).read_text(), label
     await page.keyboard.press("Escape")
     await expect(row.get_by_role("button", name=f"Open result of {document.name}")).to_be_visible()
     streams = [path for path in tab.gets() if urlsplit(path).path == f"/jobs/{job_id}/events"]
