@@ -39,6 +39,7 @@ BENCHMARKS = {
     "event-latency": "benchmarks.bench_event_latency",
     "split": "benchmarks.bench_split",
     "sse-fanout": "benchmarks.bench_sse_fanout",
+    "streams": "benchmarks.bench_streams",
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
