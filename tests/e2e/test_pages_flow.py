@@ -184,6 +184,7 @@ async def test_a_retried_submission_with_its_idempotency_key_gets_the_same_job(c
     assert (await client.delete(f"/jobs/{first.json()['id']}")).status_code == 204
     fresh = await client.post("/jobs", files={"file": ("a.pdf", document)}, data={"pages": "1"}, headers=key)
     assert fresh.status_code in (200, 202) and fresh.json()["id"] != first.json()["id"]
+    await read_stream(client, fresh.json()["links"]["events"])  # ended before the next test looks
 
 
 async def test_concurrent_submissions_with_one_key_make_one_job(client: httpx.AsyncClient) -> None:
@@ -200,12 +201,16 @@ async def test_concurrent_submissions_with_one_key_make_one_job(client: httpx.As
 
 async def test_idempotency_key_for_a_url_submission_and_bad_keys(client: httpx.AsyncClient) -> None:
     key = {"Idempotency-Key": str(uuid.uuid4())}
-    body = {"url": "http://127.0.0.1:9/unreachable.pdf", "pages": "2-"}
+    # A URL that answers 404: the job fails at its download, and ends (no live job is left behind).
+    body = {"url": f"{client.base_url}/static/no-such-document.pdf", "pages": "2-"}
     first = await client.post("/jobs", json=body, headers=key)
     again = await client.post("/jobs", json=body, headers=key)
     assert (first.status_code, again.status_code) == (202, 200) and first.json()["id"] == again.json()["id"]
     assert (await client.post("/jobs", json=body | {"pages": "3-"}, headers=key)).status_code == 409
-    await client.delete(f"/jobs/{first.json()['id']}")
+    ended = await read_stream(client, first.json()["links"]["events"])
+    assert ended[-1][2]["error"]["code"] == "download_failed"
+    after = await client.post("/jobs", json=body, headers=key)
+    assert after.status_code == 200 and after.json()["status"] == "failed", "the key lives as long as its job"
     for bad in (b"", b"x" * 201, "caf\u00e9".encode(), b"tab\there"):
         headers = {"content-type": "application/pdf", "Idempotency-Key": bad}
         refused = await client.post("/jobs", content=text_pdf(), headers=headers)  # type: ignore[arg-type]
