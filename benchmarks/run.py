@@ -47,6 +47,7 @@ BENCHMARKS = {
     "first-page": "benchmarks.bench_first_page",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",
+    "memory": "benchmarks.bench_memory",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
 ON_REQUEST = {"soak"}
