@@ -44,6 +44,7 @@ BENCHMARKS = {
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
     "outputs": "benchmarks.bench_outputs",
+    "first-page": "benchmarks.bench_first_page",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",
     "memory": "benchmarks.bench_memory",

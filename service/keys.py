@@ -5,7 +5,8 @@ the very change that ends it, see service/jobs/scripts.py):
     ocr:job:<id>          the public job object, JSON
     ocr:meta:<id>         hash: tenant, media_type, content_key, webhook_url, ...
     ocr:seq:<id>          the job's event counter (the SSE `id`)
-    ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume
+    ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume (a page event only
+                          names its page: the page is in ocr:pages:<id>)
     ocr:doc:<id>          the document bytes, readable by every worker
     ocr:pages:<id>        hash: page number -> the page's record, its fields and words (service/ocr/record.py;
                           one field per page: retries never redo a page); its text, words, hOCR, ALTO and
@@ -27,6 +28,9 @@ Per tenant:
     when its last live job ends)
     ocr:cache:<t>:<hash>   job id of the earlier result for the same bytes and options
     ocr:cache-stats:<t>    hash: hits, misses
+    ocr:idempotency:<t>:<sha256 of the key>  "<job id> <fingerprint of the submission>" for an
+                           Idempotency-Key: lives exactly as long as that job (its meta names it, so the
+                           change that ends the job expires it and deleting the job deletes it)
 
 Process-wide:
     ocr:workers            sorted set: worker id -> time of its last heartbeat
@@ -35,6 +39,8 @@ Process-wide:
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "ocr:"
 EVENTS_CHANNEL = PREFIX + "events"
@@ -134,6 +140,11 @@ def cache_entry(tenant: str, content_hash: str) -> str:
 
 def cache_pattern(tenant: str) -> str:
     return f"{PREFIX}cache:{tenant}:*"
+
+
+def idempotency(tenant: str, key: str) -> str:
+    # Hashed: the key is the client's text (up to 200 characters); the name stays short and plain.
+    return f"{PREFIX}idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def cache_stats(tenant: str) -> str:

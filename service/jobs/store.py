@@ -39,6 +39,16 @@ _KWARGS = "<kwargs>"
 Command = tuple[str | bytes | int | float, ...]
 
 
+class AlreadySubmitted(Exception):
+    """The job's Idempotency-Key is taken already, by the job `job_id` whose submission had `fingerprint`."""
+
+    def __init__(self, record: bytes) -> None:
+        job_id, _, fingerprint = record.decode().partition(" ")
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.fingerprint = fingerprint
+
+
 def too_many_jobs(max_active: int | None) -> TooManyJobs:
     return TooManyJobs(
         f"This tenant already has {max_active} queued or running jobs; retry when some finish.", retry_after_s=5
@@ -68,21 +78,30 @@ class JobStore:
     ) -> Job:
         """Store a new job, its meta and document in one step. With `max_active`, the tenant's quota is
         checked in that same step (TooManyJobs when full). A job created finished (a cache hit) keeps
-        its keys `ttl_s` (default RESULT_TTL)."""
+        its keys `ttl_s` (default RESULT_TTL).
+
+        A meta with `idempotency_key` (the key's Redis name) and `idempotency` (the submission's
+        fingerprint) takes that key in the same step, or raises AlreadySubmitted when a living job has it.
+        """
         job_id = job["id"]
         fields = [item for pair in ({"tenant": tenant} | meta).items() for item in pair]
+        idempotency = meta.get("idempotency_key")
         extra = [
             "" if max_active is None else max_active,
             int(time.time() * 1000),
             "0" if document is None else "1",
             document or b"",
+            f"{job_id} {meta['idempotency']}" if idempotency else "",
             *fields,
         ]
         out = await self._create(
-            keys=self._change_keys(job_id, tenant), args=self._change_args(job_id, tenant, job, "-", ttl_s) + extra
+            keys=self._change_keys(job_id, tenant) + ([idempotency] if idempotency else []),
+            args=self._change_args(job_id, tenant, job, "-", ttl_s) + extra,
         )
         if out == -1:
             raise too_many_jobs(max_active)
+        if isinstance(out, list):
+            raise AlreadySubmitted(out[0])
         assert out, "a fresh job id cannot exist already"
         created: Job = json.loads(out)
         return created

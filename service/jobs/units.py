@@ -6,6 +6,8 @@ function cannot leave a queue of jobs that nothing runs.
 
 from __future__ import annotations
 
+from service.params import parse_pages, select_pages
+
 # arq function names (service/worker/ defines them; worker.py registers them under these names)
 OCR_PAGES = "ocr_pages"
 FETCH_DOCUMENT = "fetch_document"
@@ -17,8 +19,29 @@ DELIVER_WEBHOOK = "deliver_webhook"
 UNIT_EXPIRES_MS = 30 * 24 * 3600 * 1000
 
 
+def job_page_indices(meta: dict[str, str], pages_total: int) -> list[int]:
+    """The 0-based indices, ascending, of the document's pages the job processes: the ones its `pages=`
+    selection names (meta `pages`, written at submit), or all of them.
+
+    `pages_total` is the document's page count. Once the document was checked its meta records that
+    count (`document_pages`), and the record wins: so the job's own `pages_total` (the number of
+    selected pages) may be passed too.
+    """
+    document_pages = int(meta.get("document_pages") or pages_total)
+    spec = meta.get("pages")
+    if not spec:
+        return list(range(document_pages))
+    return select_pages(parse_pages(spec), document_pages)
+
+
+def nothing_selected(spec: str, document_pages: int) -> str:
+    """Why a selection is refused once the document's page count is known."""
+    return f"pages {spec} selects none of the document's {document_pages} pages."
+
+
 def page_ranges(pages_total: int, split_pages: int) -> list[tuple[int, int]]:
-    """0-based [first, last) ranges of at most `split_pages` pages, each run as its own arq job."""
+    """[first, last) ranges of at most `split_pages` of the job's `pages_total` pages, each run as its
+    own arq job. They are positions in `job_page_indices`: with no selection, the pages' own indices."""
     return [(first, min(first + split_pages, pages_total)) for first in range(0, pages_total, split_pages)]
 
 
@@ -43,8 +66,3 @@ def download_arq_id(job_id: str) -> str:
 
 def webhook_arq_id(job_id: str) -> str:
     return f"{job_id}:webhook"
-
-
-def job_page_indices(meta: dict[str, str], pages_total: int) -> list[int]:
-    """The 0-based indices of the document's pages that a job processes, ascending."""
-    return list(range(pages_total))

@@ -10,11 +10,19 @@ import httpx
 from arq import Retry
 
 from service import keys
-from service.errors import DownloadFailed, PayloadTooLarge, ServiceError
+from service.errors import DownloadFailed, NoPagesSelected, PayloadTooLarge, ServiceError
 from service.jobs.cache import content_key
 from service.jobs.documents import check_document
 from service.jobs.record import QUEUED, RUNNING, TERMINAL
-from service.jobs.units import OCR_PAGES, UNIT_EXPIRES_MS, encode_ranges, page_ranges, range_arq_id
+from service.jobs.units import (
+    OCR_PAGES,
+    UNIT_EXPIRES_MS,
+    encode_ranges,
+    job_page_indices,
+    nothing_selected,
+    page_ranges,
+    range_arq_id,
+)
 from service.netguard import open_stream
 from service.params import MAX_NUMBER_CHARS, ascii_int
 from service.worker.finish import end_failed
@@ -71,9 +79,13 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     except ServiceError as exc:
         return await end_failed(state, ref, exc)
-    pages_total = checked.pages_total
+    pages_total = len(job_page_indices(ref.meta | {"document_pages": str(checked.pages_total)}, checked.pages_total))
+    if pages_total == 0:
+        # Only now is the page count known: the selection's 400 becomes the job's failure.
+        return await end_failed(state, ref, NoPagesSelected(nothing_selected(ref.meta["pages"], checked.pages_total)))
     ranges = page_ranges(pages_total, settings.split_pages)
     meta = {
+        "document_pages": str(checked.pages_total),
         "media_type": checked.media_type,
         "content_key": content_key(document, ref.job["options"]),
         "size": str(len(document)),

@@ -19,6 +19,7 @@ from arq import Retry
 from service import keys
 from service.errors import DocumentError, DocumentMissing, OcrCancelled, TransientOcrError
 from service.jobs.record import QUEUED, RUNNING, TERMINAL, JobRef, utc_now
+from service.jobs.units import job_page_indices
 from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 @ends_its_job("pages")
 async def ocr_pages(ctx: dict[str, Any], job_id: str, first: int, last: int) -> str:
-    """OCR pages [first, last) of a job; the range that completes the document assembles its result."""
+    """OCR the job's pages at positions [first, last) of the pages it reads (`job_page_indices`: all of
+    the document's, or its `pages=` selection); the range that completes the document assembles its result."""
     state: WorkerState = ctx["state"]
     job_try: int = ctx["job_try"]
     ref = await state.store.get(job_id)
@@ -77,7 +79,8 @@ async def _run_range(state: WorkerState, ref: JobRef, first: int, last: int, job
         timeout_s=state.settings.job_timeout_s,
     )
     done = {int(n) for n in await state.redis.hkeys(keys.pages(job_id))}  # type: ignore[misc]
-    todo = [index for index in range(first, last) if index + 1 not in done]
+    selected = job_page_indices(ref.meta, ref.job["pages_total"])[first:last]
+    todo = [index for index in selected if index + 1 not in done]
     with state.document_file(job_id, document) as document_path:
         failure = await _run_pages(state, ref, document_path, todo, options, token)
     if failure is not None:
@@ -162,6 +165,7 @@ async def _one_page(
     pages_done = await store_page(
         state.redis,
         job_id,
+        tenant,
         page,
         max_document_bytes=state.settings.max_document_text_bytes,
     )

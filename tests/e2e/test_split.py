@@ -20,8 +20,11 @@ async def test_ranges_run_on_two_workers_and_assemble_once(redis_server: RedisSe
             job = (await submit(client, document)).json()
             events = await read_stream(client, job["links"]["events"], timeout_s=120)
             assert events[-1][2]["status"] == "completed"
-            progress = [data["progress"] for _, _, data in events]
-            done = [data["pages_done"] for _, _, data in events]
+            progress = [data["progress"] for _, name, data in events if name != "page"]
+            done = [data["pages_done"] for _, name, data in events if name != "page"]
+            assert sorted(data["page"]["number"] for _, name, data in events if name == "page") == list(
+                range(1, pages + 1)
+            ), "every page announced once, whichever worker stored it"
             assert progress == sorted(progress) and done == sorted(done)
             assert [name for name, *_ in [(e[1],) for e in events]].count("status") >= 2
             result = (await client.get(f"/jobs/{job['id']}/result")).json()
