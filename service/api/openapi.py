@@ -50,7 +50,12 @@ JOB = {
         "filename": {"type": "string"},
         "options": {
             "type": "object",
-            "properties": {"lang": {"type": "string"}, "dpi": {"type": "integer"}, "force_ocr": {"type": "boolean"}},
+            "properties": {
+                "lang": {"type": "string"},
+                "dpi": {"type": "integer"},
+                "force_ocr": {"type": "boolean"},
+                "priority": {"type": "string", "enum": ["normal", "low"]},
+            },
         },
         "cached": {"type": "boolean"},
         "attempt": {"type": "integer"},
@@ -83,6 +88,7 @@ OPTIONS_FIELDS = {
     "lang": {"type": "string", "example": "eng"},
     "dpi": {"type": "integer", "minimum": 72, "maximum": 600},
     "force_ocr": {"type": "string", "enum": ["true", "false"]},
+    "priority": {"type": "string", "enum": ["normal", "low"]},
     "webhook_url": {"type": "string", "format": "uri"},
 }
 

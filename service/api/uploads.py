@@ -17,8 +17,18 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.jobs.schedule import NORMAL, PRIORITIES
 from service.jobs.submit import Submission
-from service.params import MAX_NUMBER_CHARS, ascii_int, load_json, parse_bool, parse_int, parse_media_type, parse_url
+from service.params import (
+    MAX_NUMBER_CHARS,
+    ascii_int,
+    load_json,
+    parse_bool,
+    parse_choice,
+    parse_int,
+    parse_media_type,
+    parse_url,
+)
 
 RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -112,7 +122,8 @@ def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) ->
     force_ocr = parse_bool(fields.get("force_ocr") or "false", "force_ocr")
     webhook_raw = (fields.get("webhook_url") or "").strip()
     webhook_url = parse_url(webhook_raw, "webhook_url") if webhook_raw else None
-    options = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
+    priority = parse_choice(fields.get("priority") or NORMAL, "priority", PRIORITIES)
+    options = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr, "priority": priority}
     return options, webhook_url
 
 

@@ -10,11 +10,15 @@ What they guarantee together:
   (a worker, a cancel in the web, a cache hit), it is queued exactly once, and no crash can fall
   between the end and the enqueue.
 - The tenant's indexes (job list, feed) never expire while one of its jobs is live (`keep_tenant`).
+- The change that ends a job takes its pages out of the scheduler (service/jobs/schedule.py) in the
+  same step: an ended job's pages are never claimed, and it leaves nothing there.
 - Creating a job checks the tenant's quota in the same step (`_CREATE`), so a burst of submissions
   cannot all slip under it.
 """
 
 from __future__ import annotations
+
+from service.jobs import schedule
 
 # The keys and arguments the change function reads (the create script appends more after them).
 # KEYS: 1 job, 2 seq, 3 events, 4 feed, 5 feed seq, 6 tenant active set, 7 tenant jobs, 8 meta,
@@ -43,6 +47,7 @@ end
 
 _FUNCTIONS = (
     _KEEP_TENANT
+    + schedule.FUNCTIONS
     + """
 local function is_terminal(status)
   return status ~= nil and string.find(',' .. ARGV[10] .. ',', ',' .. status .. ',', 1, true) ~= nil
@@ -57,6 +62,7 @@ local function end_job()
     redis.call('EXPIRE', KEYS[i], ttl)
   end
   redis.call('SREM', KEYS[6], ARGV[5])
+  sched_unschedule(ARGV[5], ARGV[6], redis.call('HGET', KEYS[8], 'priority') or 'normal')
   if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[8], 'webhook_url') == 1 and redis.call('EXISTS', KEYS[10]) == 0 then
     -- arq's own enqueue (arq/connections.py enqueue_job): the serialized job under its key, the id in the queue
     redis.call('SET', KEYS[10], ARGV[12], 'PX', tonumber(ARGV[15]))

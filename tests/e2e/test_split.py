@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from redis.asyncio import Redis
 
+from service import keys
 from tests.conftest import RedisServer, run_service
 from tests.e2e.test_api import read_stream, submit, tesseract_processes, wait_for_status
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf
@@ -54,6 +55,9 @@ async def test_cancel_stops_every_range(redis_server: RedisServer) -> None:
             try:
                 queued = [m async for m, _ in redis.zscan_iter("arq:queue")]
                 assert not any(job["id"].encode() in member for member in queued), "no range left queued"
+                # Nor a page waiting or held in the scheduler.
+                assert not await redis.exists(keys.sched_pages(job["id"]))
+                assert not [m async for m, _ in redis.zscan_iter(keys.SCHED_LEASES) if job["id"].encode() in m]
             finally:
                 await redis.aclose()
             assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "cancelled"
