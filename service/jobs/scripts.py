@@ -86,7 +86,7 @@ local function apply_change()
   local old_status = job['status']
   local change = cjson.decode(ARGV[1])
   for k, v in pairs(change) do
-    -- progress never goes backwards: late page results of a concurrent range must not undo newer ones
+    -- progress never goes backwards: late results of pages run concurrently must not undo newer ones
     if (k == 'progress' or k == 'pages_done') and type(job[k]) == 'number' and type(v) == 'number' and v < job[k] then
     else
       job[k] = v

@@ -3,7 +3,7 @@
 A page's object (`ocr:pages:<id>`) and its text layer (`ocr:layers:<id>`) go in together with the
 document's running total of stored bytes (`ocr:text-bytes:<id>`), in one script. A page that would take
 the total past the cap is not stored at all, so a job can never complete over its cap, nor Redis hold
-more of it than the cap; the job fails with `text_too_large`. A page stored again (its range retried
+more of it than the cap; the job fails with `text_too_large`. A page stored again (its lease lapsed
 after a worker died) replaces its own bytes in the total rather than adding to it.
 """
 

@@ -1,9 +1,10 @@
 """arq's Worker, without a wasted transaction on every poll of the queue.
 
 arq polls its queue every WORKER_POLL_DELAY while it has a free job slot, and checks each job id the
-poll returns with a WATCH transaction (four round trips) before it starts the job, the ranges this
-worker is running itself included: they stay in the queue until they end. With one range running and a
-slot free, those checks were most of the worker's own CPU during OCR (benchmark 1 in BENCHMARKS.md).
+poll returns with a WATCH transaction (four round trips) before it starts the job, the jobs this
+worker is running itself included: they stay in the queue until they end. When pages were arq jobs
+(ranges of them), with one running and a slot free, those checks were most of the worker's own CPU
+during OCR (benchmark 1 in BENCHMARKS.md); downloads and webhook deliveries still go through arq.
 Ids of jobs this worker is running are dropped before the check; everything else is arq's.
 """
 
