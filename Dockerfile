@@ -12,7 +12,8 @@ COPY service ./service
 RUN pip install --no-cache-dir .
 
 USER app
-ENV PORT=8000 PYTHONUNBUFFERED=1 LOG_FORMAT=json
+# WEB_CONCURRENCY: web processes on $PORT (the README's "Streams and sizing"); one unless told.
+ENV PORT=8000 PYTHONUNBUFFERED=1 LOG_FORMAT=json WEB_CONCURRENCY=1
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"

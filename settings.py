@@ -27,6 +27,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     port: int = 8000
+    # Web processes serving $PORT in one dyno or container, each with its own event hub and Redis pool.
+    web_concurrency: int = 1
     redis_url: str | None = None
     # REDIS_SSL_VERIFY=false accepts rediss:// servers with self-signed certificates (Heroku Redis).
     redis_ssl_verify: bool = True
@@ -122,6 +124,7 @@ class Settings:
         job_timeout_s = _int(env, "JOB_TIMEOUT", 120, 1, 24 * 3600)
         return cls(
             port=_int(env, "PORT", 8000, 1, 65535),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 1, 1, 64),
             redis_url=redis_url,
             redis_ssl_verify=_bool(env, "REDIS_SSL_VERIFY", True),
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 16, 2, 10_000),

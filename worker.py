@@ -1,5 +1,7 @@
-"""The arq worker: `python worker.py` (the Procfile's `worker`), or `arq worker.WorkerSettings` (arq's own
-Worker class, without service/worker/queue_worker.py's saving on every poll)."""
+"""The arq worker: `python worker.py` (the Procfile's `worker`). `arq worker.WorkerSettings` runs arq's own
+Worker class instead, without service/worker/queue_worker.py's lease on every unit (a unit taken by a
+worker that dies stays blocked for its whole timeout), its riding out of Redis restarts, and its saving
+on every poll."""
 
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def main() -> None:
     load_or_exit()
     configure_logging(settings)
     check_worker_environment(settings)
-    Worker(**get_kwargs(WorkerSettings)).run()  # type: ignore[arg-type]
+    Worker(**get_kwargs(WorkerSettings), lease_s=settings.lease_s).run()  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """2. Text-layer documents: pages per second end to end for a large born-digital PDF.
 
 POST /jobs to the `completed` event on the job's stream, one worker with default settings (so the
-document is split into SPLIT_PAGES=40-page ranges, each its own arq job). Three runs, the cache emptied
+document is taken page by page from the fair scheduler). Three runs, the cache emptied
 before each; the CPU seconds each process role spent are recorded to show where the time goes.
 """
 

@@ -44,7 +44,7 @@ BENCHMARKS = {
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
     "profile": "benchmarks.bench_profile",
-    "soak": "benchmarks.bench_soak",
+    "soak": "benchmarks.soak",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
 ON_REQUEST = {"soak"}

@@ -64,9 +64,11 @@ def redis_client(
         options |= {"retry": outage_retry(), "retry_on_error": OUTAGE_ERRORS}
         pool: ConnectionPool = ConnectionPool.from_url(settings.effective_redis_url, **options)
     else:
-        # Bounded: a burst of stream (re)connections waits for a connection instead of opening hundreds
-        # against a hosted Redis's connection limit; a wait past 2 s is a 503 like any Redis failure.
+        # Bounded: a burst of requests waits for a connection instead of opening hundreds against a
+        # hosted Redis's connection limit, however long the wait (a busy process is not a failed Redis).
+        # A Redis that is really unreachable still fails fast: connecting times out in 2 s, and every
+        # command on a connection times out in `socket_timeout_s`, which gives the connection back.
         pool = BlockingConnectionPool.from_url(
-            settings.effective_redis_url, max_connections=settings.redis_max_connections, timeout=2, **options
+            settings.effective_redis_url, max_connections=settings.redis_max_connections, timeout=None, **options
         )
     return ArqRedis(pool, job_serializer=serialize_job, job_deserializer=deserialize_job)

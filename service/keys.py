@@ -33,7 +33,7 @@ The scheduler (service/jobs/schedule.py; its scripts spell these keys through th
     ocr:sched:tenants:<priority>         sorted set: the turn of tenants with waiting pages
     ocr:sched:jobs:<priority>:<tenant>   sorted set: the turn of the tenant's jobs with waiting pages
     ocr:sched:since                      hash: job id -> ms since it has had waiting pages
-    ocr:sched:turn                       counter of claims, the turns' clock
+    ocr:sched:turn                       counter of claims, the turns' clock (gone when nothing waits)
     ocr:sched:leases                     sorted set: "<job id>:<page index>" -> ms its worker's claim lapses
     ocr:sched:wake                       channel: pages are waiting (idle workers claim)
     (a job's entries leave with its end; a tenant's lists are gone when it has nothing waiting)

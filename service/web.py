@@ -1,11 +1,19 @@
-"""The web process: `python -m service.web` (the Procfile's `web`), uvicorn serving the app on $PORT."""
+"""The web: `python -m service.web` (the Procfile's `web`), uvicorn serving the app on $PORT.
+
+WEB_CONCURRENCY > 1 runs that many web processes on the one port (uvicorn's supervisor starts them and
+the kernel spreads connections among them). Each process is whole: its own event hub (one Redis
+subscription), its own Redis pool of REDIS_MAX_CONNECTIONS, its own streams; they share nothing but
+Redis, through which every one of them gets every event.
+"""
 
 from __future__ import annotations
 
 import resource
 
 import uvicorn
+from starlette.applications import Starlette
 
+from service.api.app import create_app
 from service.logs import configure_logging
 from service.ops.startup_checks import check_web_environment
 from settings import load_or_exit
@@ -18,14 +26,24 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
+def create_web_app() -> Starlette:
+    """One web process's app: uvicorn calls this in each of the WEB_CONCURRENCY processes, which start
+    with a fresh interpreter and so set up their own logging."""
+    settings = load_or_exit()
+    configure_logging(settings)
+    return create_app(settings)
+
+
 def main() -> None:
     settings = load_or_exit()
     configure_logging(settings)
     raise_open_file_limit()
     check_web_environment(settings)
     uvicorn.run(
-        "service.api.app:create_app",
+        "service.web:create_web_app",
         factory=True,
+        # Given explicitly: uvicorn would otherwise read WEB_CONCURRENCY itself, unvalidated.
+        workers=settings.web_concurrency,
         host="0.0.0.0",
         port=settings.port,
         # Behind Heroku's router or a compose proxy: trust X-Forwarded-* so client addresses are real.

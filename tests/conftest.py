@@ -39,6 +39,7 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     workdir: str
+    options: tuple[str, ...] = ()  # more redis-server options (an append-only file, a slow load)
 
     @property
     def url(self) -> str:
@@ -58,13 +59,13 @@ class RedisServer:
 
     def start_again(self) -> None:
         """Restart on the same port (for outage tests)."""
-        self.process = _spawn_redis(self.port, self.workdir)
+        self.process = _spawn_redis(self.port, self.workdir, self.options)
 
 
-def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+def _spawn_redis(port: int, workdir: str, options: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "64",
-         "--dir", workdir],
+         "--dir", workdir, *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -77,18 +78,18 @@ def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
     raise RuntimeError("redis-server did not start")
 
 
-def start_redis() -> RedisServer:
+def start_redis(*options: str) -> RedisServer:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: run scripts/test, which installs it")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="ocr-test-redis-")
-    return RedisServer(port, _spawn_redis(port, workdir), workdir)
+    return RedisServer(port, _spawn_redis(port, workdir, options), workdir, options)
 
 
 @contextlib.contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    """A redis-server of its own for the block, stopped and its files removed after."""
-    server = start_redis()
+def running_redis(*options: str) -> Iterator[RedisServer]:
+    """A redis-server of its own for the block (with more `options`), stopped and its files removed after."""
+    server = start_redis(*options)
     try:
         yield server
     finally:

@@ -28,6 +28,7 @@ from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
 from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
+from service.jobs.backlog import Backlogs
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.pdf_builder import PdfBuilder
@@ -174,6 +175,7 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             store=store,
             cache=ContentCache(redis, store),
             hub=hub,
+            backlogs=Backlogs(redis),
             installed_langs=installed_languages(),
             streams=StreamSlots(settings.max_streams_per_tenant),
             dashboard=SharedFigures(redis, lambda: hub.clients),

@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from service.errors import TooManyStreams
+from service.jobs.backlog import Backlogs
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.pdf_builder import PdfBuilder
@@ -54,6 +55,7 @@ class Services:
     store: JobStore
     cache: ContentCache
     hub: EventHub
+    backlogs: Backlogs
     installed_langs: frozenset[str]
     streams: StreamSlots
     dashboard: SharedFigures

@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
-from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.context import services_of
 from service.api.present import json_response
-from service.api.sse import event_response, sse
+from service.api.sse import EventStream, IteratorSource, jittered, sse
 from service.ops.metrics import WORKER_ALIVE_S, exposition, read_snapshot, workers_alive
 
 
@@ -45,13 +44,18 @@ async def ops_events(request: Request) -> Response:
     """`/ops/events`: the dashboard's figures as a stream."""
     services = services_of(request)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    settings = services.settings
+
+    async def stream() -> AsyncIterator[bytes]:
         sequence = 0
         async for figures in services.dashboard.stream():
             sequence += 1
-            yield sse(sequence, "stats", figures, services.settings.sse_retry_ms if sequence == 1 else None)
+            yield sse(sequence, "stats", figures, jittered(settings.sse_retry_ms) if sequence == 1 else None)
 
-    settings = services.settings
-    return event_response(
-        stream(), ping_s=settings.sse_ping_s, send_timeout_s=settings.sse_send_timeout_s, on_close=lambda: None
+    return EventStream(
+        b"",
+        IteratorSource(stream()),
+        ping_s=settings.sse_ping_s,
+        send_timeout_s=settings.sse_send_timeout_s,
+        on_close=lambda: None,
     )

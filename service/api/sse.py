@@ -1,58 +1,183 @@
-"""The Server-Sent Events wire format and response (sse-starlette does the framing, pings and
-disconnect detection; what the events say is service/api/streams.py's)."""
+"""The Server-Sent Events wire format, and the response that carries a stream.
+
+A stream is a plain ASGI response rather than sse-starlette's: one web process holds ten thousand of
+them, and sse-starlette gives each a task group of three tasks and a queue (about 50 KB a stream,
+measured). Here a stream is the request's own task awaiting its source with the ping interval as the
+timeout, plus one small task that notices the client leaving; it keeps what sse-starlette gave:
+pings, `retry:`, disconnect detection and a send timeout for clients that stop reading.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Protocol
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    # Tell proxies (nginx and peers) not to buffer the stream; SSE is useless if held back.
+    (b"x-accel-buffering", b"no"),
+]
 
-def sse(event_id: int, name: str, payload: dict[str, Any], retry_ms: int | None = None) -> ServerSentEvent:
+
+def encode(
+    event_id: int | None = None,
+    name: str | None = None,
+    data: str | None = None,
+    retry_ms: int | None = None,
+    comment: str | None = None,
+) -> bytes:
+    lines = []
+    if comment is not None:
+        lines.append(f": {comment}")
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if name is not None:
+        lines.append(f"event: {name}")
+    if data is not None:
+        lines.append(f"data: {data}")
+    if retry_ms is not None:
+        lines.append(f"retry: {retry_ms}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def sse(event_id: int, name: str, payload: Any, retry_ms: int | None = None) -> bytes:
     # One line of JSON per event: `data:` lines cannot hold raw newlines.
-    return ServerSentEvent(
-        data=json.dumps(payload, separators=(",", ":")), event=name, id=str(event_id), retry=retry_ms, sep="\n"
-    )
+    return encode(event_id, name, json.dumps(payload, separators=(",", ":")), retry_ms)
 
 
-def comment(text: str, retry_ms: int | None = None) -> ServerSentEvent:
-    return ServerSentEvent(comment=text, retry=retry_ms, sep="\n")
+def comment(text: str, retry_ms: int | None = None) -> bytes:
+    return encode(retry_ms=retry_ms, comment=text)
 
 
-class EventStream(EventSourceResponse):
-    """A stream that ends when its client stops reading (a send waits past `send_timeout`) and that
-    runs `on_close` however it ends, even when its content never started."""
+PING = comment("ping")
 
-    def __init__(self, content: Any, *, on_close: Callable[[], None], **options: Any) -> None:
-        super().__init__(content, **options)
+
+def jittered(retry_ms: int) -> int:
+    """The `retry:` one stream sends: SSE_RETRY_MS plus up to half again, so that the clients of a
+    stream that ended together (a deploy, a Redis blip) do not come back together."""
+    return retry_ms + random.randrange(retry_ms // 2 + 1)
+
+
+class Source(Protocol):
+    """What a stream sends, as it becomes ready."""
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Until there is something to send or the source has ended (True), or `timeout_s` (False)."""
+
+    def take(self) -> tuple[bytes, bool]:
+        """What to send now, and whether the stream ends after it."""
+
+    def end(self) -> None:
+        """The client has gone: stop waiting."""
+
+
+class EventStream(Response):
+    """`head` at once, then what `source` gives, with a ping whenever it is quiet for `ping_s`. It ends
+    when the source says so, when the client goes, or when one send waits past `send_timeout_s` (a
+    client that holds the connection but reads nothing: it is ended rather than buffered for, and
+    reconnects with Last-Event-ID, losing nothing). `on_close` runs however it ends."""
+
+    def __init__(
+        self,
+        head: bytes,
+        source: Source | None,
+        *,
+        ping_s: float,
+        send_timeout_s: float,
+        on_close: Callable[[], None],
+    ) -> None:
+        self.head = head
+        self.source = source
+        self.ping_s = ping_s
+        self.send_timeout_s = send_timeout_s
         self.on_close = on_close
+        self.status_code = 200
+        self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher: asyncio.Task[None] | None = None
         try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            # The client holds the connection but reads nothing: end it rather than buffer for it. A
-            # client that is merely slow reconnects with Last-Event-ID and loses nothing.
+            await self._send(send, {"type": "http.response.start", "status": 200, "headers": HEADERS})
+            head, self.head = self.head, b""  # not kept for the stream's life
+            if head:
+                await self._send(send, {"type": "http.response.body", "body": head, "more_body": True})
+            if self.source is not None:
+                watcher = asyncio.ensure_future(_until_disconnect(receive, self.source))
+                await self._pump(send, self.source)
+            if watcher is None or not watcher.done():
+                await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
             logger.info("ended a stream whose client stopped reading (%s)", scope.get("path"))
         finally:
+            if watcher is not None:
+                watcher.cancel()
+            if self.source is not None:
+                self.source.end()
             self.on_close()
 
+    async def _pump(self, send: Send, source: Source) -> None:
+        while True:
+            if not await source.wait(self.ping_s):
+                await self._send(send, {"type": "http.response.body", "body": PING, "more_body": True})
+                continue
+            body, last = source.take()
+            if body:
+                await self._send(send, {"type": "http.response.body", "body": body, "more_body": True})
+            if last:
+                return
 
-def event_response(content: Any, *, ping_s: float, send_timeout_s: float, on_close: Callable[[], None]) -> EventStream:
-    return EventStream(
-        content,
-        on_close=on_close,
-        ping=ping_s,
-        ping_message_factory=lambda: comment("ping"),
-        send_timeout=send_timeout_s,
-        sep="\n",
-        # Tell proxies (nginx and peers) not to buffer the stream; SSE is useless if held back.
-        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
-    )
+    async def _send(self, send: Send, message: Message) -> None:
+        async with asyncio.timeout(self.send_timeout_s):
+            await send(message)
+
+
+async def _until_disconnect(receive: Receive, source: Source) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    source.end()
+
+
+class IteratorSource:
+    """A Source over an async iterator of events (the dashboard's few streams, paced by themselves)."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self.events = events
+        self.pending: asyncio.Future[bytes] | None = None
+        self.closing: asyncio.Future[None] | None = None
+        self.ended = False
+
+    async def wait(self, timeout_s: float) -> bool:
+        if self.ended:
+            return True
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(anext(self.events))
+        done, _ = await asyncio.wait([self.pending], timeout=timeout_s)
+        return bool(done) or self.ended
+
+    def take(self) -> tuple[bytes, bool]:
+        pending, self.pending = self.pending, None
+        if self.ended or pending is None or not pending.done():
+            return b"", True
+        if pending.cancelled() or isinstance(pending.exception(), StopAsyncIteration):
+            return b"", True
+        return pending.result(), False
+
+    def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.pending is not None:
+            self.pending.cancel()  # the iterator's `finally` runs as the cancellation reaches it
+        elif isinstance(self.events, AsyncGenerator):
+            self.closing = asyncio.ensure_future(self.events.aclose())

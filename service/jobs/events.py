@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +29,13 @@ from service.jobs.record import TERMINAL, Job
 
 logger = logging.getLogger(__name__)
 
-# A stream whose client reads slower than events arrive is closed rather than buffered without
-# bound; the client reconnects with Last-Event-ID and loses nothing.
+# A stream whose client reads slower than events arrive has its queued progress events coalesced;
+# past this many queued events that cannot be (status, page) it is ended rather than buffered without
+# bound, and the client reconnects with Last-Event-ID and loses nothing.
 SUBSCRIBER_QUEUE_EVENTS = 1000
+# A stream this many events behind is a slow one: from there on a progress event replaces the queued
+# progress of the same job. A stream that keeps up gets every event.
+COALESCE_AFTER_EVENTS = 8
 FEED_SNAPSHOT_JOBS = 50
 
 
@@ -38,16 +43,23 @@ FEED_SNAPSHOT_JOBS = 50
 Present = Callable[[Job], dict[str, Any]]
 
 
+# The events that carry the whole job; any other (`deleted`, `page` ...) carries its own data.
+JOB_EVENTS = frozenset({"status", "progress"})
+ROUTING_FIELDS = frozenset({"id", "tenant", "seq", "tseq", "event", "job"})
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     job_id: str
     tenant: str
     seq: int  # the event's id in its job's stream
-    tseq: int  # its id in the tenant's feed
-    name: str  # "status", "progress" or "deleted"
-    job: Job
+    tseq: int  # its id in the tenant's feed; 0 for events the feed does not carry (`page`)
+    name: str  # "status", "progress", "deleted", "page" ...: passed through whatever it is
+    job: Job  # the job for JOB_EVENTS, else the event's own data
     # What `present` made of the job, computed once for all of the event's streams (they share a tenant).
     presented: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The event as sent, once per kind of stream ("job", "feed") for all of them.
+    wire: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     def present_with(self, present: Present) -> dict[str, Any]:
         if not self.presented:
@@ -56,14 +68,22 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.name == "deleted" or self.job.get("status") in TERMINAL
+        return self.name == "deleted" or (self.name in JOB_EVENTS and self.job.get("status") in TERMINAL)
 
 
 class Subscription:
-    """One stream's queue of events. Close it (or use it as a context manager) to leave the hub."""
+    """One stream's queue of events. Close it (or use it as a context manager) to leave the hub.
+
+    Small on purpose (a deque and a waiter): a web process holds one per open stream, ten thousand of
+    them. The events in it are the hub's own objects, shared by every stream of the job.
+    """
+
+    __slots__ = ("_ended", "_index", "_name", "_queue", "_waiter")
 
     def __init__(self, index: dict[str, set[Subscription]], name: str) -> None:
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIBER_QUEUE_EVENTS)
+        self._queue: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
         self._index = index
         self._name = name
         index.setdefault(name, set()).add(self)
@@ -81,22 +101,70 @@ class Subscription:
             if not subs:
                 del self._index[self._name]
 
-    def offer(self, event: Event | None) -> bool:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+    def offer(self, event: Event) -> bool:
+        """Queue `event`; False when the queue is full of events that cannot be coalesced.
+
+        For a stream that has fallen behind (COALESCE_AFTER_EVENTS queued), only a job's newest
+        progress matters: a progress event replaces the one of the same job still queued (its client
+        gets fewer, never stale ones). Status, page and deleted events are never dropped or merged."""
+        queue = self._queue
+        if event.name == "progress" and len(queue) >= COALESCE_AFTER_EVENTS:
+            for position in range(len(queue) - 1, -1, -1):
+                queued = queue[position]
+                if queued.name == "progress" and queued.job_id == event.job_id:
+                    del queue[position]
+                    break
+        if len(queue) >= SUBSCRIBER_QUEUE_EVENTS:
             return False
+        queue.append(event)
+        self._wake()
         return True
 
     def end(self) -> None:
-        """Tell the stream to finish: its client reconnects with Last-Event-ID and loses nothing."""
+        """Tell the stream to finish once it has what is queued: its client reconnects with
+        Last-Event-ID and loses nothing."""
         self.close()
-        while not self.offer(None):
-            self.queue.get_nowait()
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout_s: float | None = None) -> bool:
+        """Until an event is queued or the stream is ended (True), or `timeout_s` has passed (False)."""
+        if self._queue or self._ended:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _resolve, waiter) if timeout_s is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        return bool(self._queue) or self._ended
+
+    @property
+    def finished(self) -> bool:
+        """Ended by the hub or its client, and nothing left in it."""
+        return self._ended and not self._queue
+
+    def pop(self) -> Event | None:
+        """The next queued event; None when there is none (the stream has ended, if `wait` said True)."""
+        return self._queue.popleft() if self._queue else None
 
     async def next(self) -> Event | None:
         """The next event, or None once the hub has ended this stream (Redis lost, or the client too slow)."""
-        return await self.queue.get()
+        await self.wait()
+        return self.pop()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventHub:
@@ -177,7 +245,10 @@ class EventHub:
             self._dispatch(event)
 
     def _dispatch(self, event: Event) -> None:
-        for index, name in ((self._by_job, event.job_id), (self._by_tenant, event.tenant)):
+        targets = [(self._by_job, event.job_id)]
+        if event.tseq:
+            targets.append((self._by_tenant, event.tenant))
+        for index, name in targets:
             for sub in list(index.get(name, ())):
                 if not sub.offer(event):
                     logger.info("ending a slow event stream of %s", name)
@@ -190,59 +261,24 @@ class EventHub:
                     sub.end()
 
 
+def event_payload(name: str, data: dict[str, Any]) -> Any:
+    """What a published or kept event carries: its job (the whole job for JOB_EVENTS, `{"id": ...}` for
+    `deleted`); for any other event its `data`, or its own fields less the routing ones."""
+    if "job" in data:
+        return data["job"]
+    if "data" in data:
+        return data["data"]
+    return {key: value for key, value in data.items() if key not in ROUTING_FIELDS} | {"id": data.get("id")}
+
+
 def parse_published(raw: bytes | str) -> Event:
     data = json.loads(raw)
+    name = data["event"]
     return Event(
         job_id=data["id"],
         tenant=data["tenant"],
         seq=int(data["seq"]),
-        tseq=int(data["tseq"]),
-        name=data["event"],
-        job=data["job"],
+        tseq=int(data.get("tseq") or 0),
+        name=name,
+        job=event_payload(name, data),
     )
-
-
-def _history_entry(raw: bytes) -> tuple[int, str, Job]:
-    data = json.loads(raw)
-    return int(data["seq"]), data["event"], data["job"]
-
-
-async def read_job_backlog(
-    redis: Redis, job_id: str, last_event_id: int | None
-) -> tuple[list[tuple[int, str, Job]], int]:
-    """What a job stream sends before going live: the events after `last_event_id` when the history
-    still holds them, else the current state alone. Returns (events, seq of the current state)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.get(keys.seq(job_id))
-        pipe.get(keys.job(job_id))
-        pipe.lrange(keys.events(job_id), 0, -1)
-        seq_raw, job_raw, history_raw = await pipe.execute()
-    if job_raw is None:
-        return [], 0
-    seq_now = int(seq_raw or 0)
-    current = json.loads(job_raw)
-    if last_event_id is not None:
-        if last_event_id >= seq_now:
-            return [], seq_now
-        history = [_history_entry(raw) for raw in history_raw]
-        if history and history[0][0] <= last_event_id + 1:
-            return [entry for entry in history if entry[0] > last_event_id], seq_now
-    return [(seq_now, "status", current)], seq_now
-
-
-async def read_feed_backlog(
-    redis: Redis, tenant: str, last_event_id: int | None, snapshot: Callable[[], Any]
-) -> tuple[list[tuple[int, str, Any]], int]:
-    """The feed's events after `last_event_id` when the history holds them, else one `snapshot` event
-    with the tenant's newest jobs."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.get(keys.feed_seq(tenant))
-        pipe.lrange(keys.feed(tenant), 0, -1)
-        seq_raw, history_raw = await pipe.execute()
-    seq_now = int(seq_raw or 0)
-    if last_event_id is not None and last_event_id <= seq_now:
-        history = [_history_entry(raw) for raw in history_raw]
-        if last_event_id == seq_now or (history and history[0][0] <= last_event_id + 1):
-            return [entry for entry in history if entry[0] > last_event_id], seq_now
-    jobs = await snapshot()
-    return [(seq_now, "snapshot", {"jobs": jobs})], seq_now

@@ -6,7 +6,7 @@ The structure (keys in service/keys.py):
     ocr:sched:jobs:<priority>:<tenant>  sorted set, that tenant's jobs with waiting pages, by turn
     ocr:sched:pages:<job>               sorted set of the job's waiting page indices (score: the index)
     ocr:sched:since                     hash, job -> ms since it has had waiting pages (also: "in a turn")
-    ocr:sched:turn                      counter of claims: the turns' clock
+    ocr:sched:turn                      counter of claims: the turns' clock (gone when nothing waits)
     ocr:sched:leases                    sorted set, "<job>:<index>" -> ms when the claim on that page lapses
 
 A claim takes the first tenant of the `normal` turn (of the `low` one only when no normal page waits),
@@ -70,12 +70,20 @@ local function sched_activate(job, tenant, prio, now_ms)
   redis.call('ZADD', sched_tenants_key(prio), 'NX', joining, tenant)
 end
 
+-- Nothing waits: the clock starts again, so an idle service keeps no scheduler key at all.
+local function sched_reset_if_idle()
+  if redis.call('EXISTS', sched_tenants_key('normal'), sched_tenants_key('low')) == 0 then
+    redis.call('DEL', SCHED_TURN)
+  end
+end
+
 local function sched_unschedule(job, tenant, prio)
   redis.call('DEL', sched_pages_key(job))
   redis.call('HDEL', SCHED_SINCE, job)
   local ring = sched_jobs_key(prio, tenant)
   redis.call('ZREM', ring, job)
   if redis.call('ZCARD', ring) == 0 then redis.call('ZREM', sched_tenants_key(prio), tenant) end
+  sched_reset_if_idle()
 end
 
 local function sched_owner(job)
@@ -184,6 +192,7 @@ for _, prio in ipairs({'normal', 'low'}) do
     end
   end
 end
+sched_reset_if_idle()
 local first = redis.call('ZRANGE', SCHED_LEASES, 0, 0, 'WITHSCORES')
 if #first > 0 then out[1] = first[2] end
 return out

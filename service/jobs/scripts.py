@@ -8,7 +8,7 @@ What they guarantee together:
   record's remaining lifetime (`_WRITE`), so it can neither outlive the job nor expire under it.
 - The webhook's arq job is enqueued by the change that ends the job (`end_job`): however a job ends
   (a worker, a cancel in the web, a cache hit), it is queued exactly once, and no crash can fall
-  between the end and the enqueue.
+  between the end and the enqueue. It carries the job as it ended, so it survives the job's deletion.
 - The tenant's indexes (job list, feed) never expire while one of its jobs is live (`keep_tenant`).
 - The change that ends a job takes its pages out of the scheduler (service/jobs/schedule.py) in the
   same step: an ended job's pages are never claimed, and it leaves nothing there.
@@ -26,7 +26,8 @@ from service.jobs import schedule
 # ARGV: 1 change JSON, 2 allowed current statuses ("" any, "-" the job must not exist yet),
 #       3 seconds the job's keys live after its end, 4 channel, 5 job id, 6 tenant, 7 job history length,
 #       8 feed history length, 9 the metrics counters hash, 10 the terminal statuses (comma-separated),
-#       11 the webhook's arq job id, 12 its serialized arq job ("" when the change cannot end the job),
+#       11 the webhook's arq job id, 12 its serialized arq job as a JSON array of the two strings before
+#       and after its keyword arguments ("" when the change cannot end the job),
 #       13 now (ms, the queue score), 14 seconds the tenant's indexes live after its last live job,
 #       15 how long arq keeps a queued job (ms)
 _KEEP_TENANT = """
@@ -53,19 +54,24 @@ local function is_terminal(status)
   return status ~= nil and string.find(',' .. ARGV[10] .. ',', ',' .. status .. ',', 1, true) ~= nil
 end
 
--- The job just ended: everything of it now lives ARGV[3] seconds (the record first, so its data never
--- expires before it: a job that reads completed has its result), it leaves the active set, and its
--- webhook is queued.
-local function end_job()
+-- The job just ended (`out`: the job object as it ended): everything of it now lives ARGV[3] seconds
+-- (the record first, so its data never expires before it: a job that reads completed has its result),
+-- it leaves the active set, and its webhook is queued.
+local function end_job(out)
   local ttl = tonumber(ARGV[3])
   for i = 12, #KEYS do
     redis.call('EXPIRE', KEYS[i], ttl)
   end
   redis.call('SREM', KEYS[6], ARGV[5])
   sched_unschedule(ARGV[5], ARGV[6], redis.call('HGET', KEYS[8], 'priority') or 'normal')
-  if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[8], 'webhook_url') == 1 and redis.call('EXISTS', KEYS[10]) == 0 then
-    -- arq's own enqueue (arq/connections.py enqueue_job): the serialized job under its key, the id in the queue
-    redis.call('SET', KEYS[10], ARGV[12], 'PX', tonumber(ARGV[15]))
+  local url = redis.call('HGET', KEYS[8], 'webhook_url')
+  if ARGV[12] ~= '' and url and url ~= '' and redis.call('EXISTS', KEYS[10]) == 0 then
+    -- arq's own enqueue (arq/connections.py enqueue_job): the serialized job under its key, the id in the
+    -- queue. The delivery carries the job as it ended and its URL as keyword arguments, so deleting the
+    -- job does not take its webhook with it; arq deletes them with the delivery.
+    local envelope = cjson.decode(ARGV[12])
+    local payload = envelope[1] .. '{"ended":' .. out .. ',"url":' .. cjson.encode(url) .. '}' .. envelope[2]
+    redis.call('SET', KEYS[10], payload, 'PX', tonumber(ARGV[15]))
     redis.call('ZADD', KEYS[9], tonumber(ARGV[13]), ARGV[11])
   end
 end
@@ -108,7 +114,7 @@ local function apply_change()
   redis.call('RPUSH', KEYS[3], '{"seq":' .. seq .. ',"event":"' .. event .. '","job":' .. out .. '}')
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[7]), -1)
   if is_terminal(job['status']) then
-    if not is_terminal(old_status) then end_job() end
+    if not is_terminal(old_status) then end_job(out) end
   else
     redis.call('SADD', KEYS[6], ARGV[5])
     redis.call('PERSIST', KEYS[6])

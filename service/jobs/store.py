@@ -34,6 +34,7 @@ _TERMINAL_ARG = ",".join(sorted(TERMINAL))
 ListCursor = tuple[int, str | None]
 JOB_HISTORY_EVENTS = 500
 FEED_HISTORY_EVENTS = 1000
+_KWARGS = "<kwargs>"
 
 # One command for the write script: the command's name, its key, then its other arguments.
 Command = tuple[str | bytes | int | float, ...]
@@ -128,10 +129,12 @@ class JobStore:
         self, job_id: str, tenant: str, change: dict[str, Any], allowed: str, ttl_s: int | None
     ) -> list[str | bytes | int]:
         now_ms = int(time.time() * 1000)
-        # Only a change that sets a terminal status can end the job and so queue its webhook.
+        # Only a change that sets a terminal status can end the job and so queue its webhook. The script
+        # puts the delivery's keyword arguments (the job as it ended, the URL) between the two halves.
         webhook = ""
         if change.get("status") in TERMINAL:
-            webhook = serialize_job({"t": None, "f": DELIVER_WEBHOOK, "a": [job_id], "k": {}, "et": now_ms}).decode()
+            envelope = {"t": None, "f": DELIVER_WEBHOOK, "a": [job_id], "k": _KWARGS, "et": now_ms}
+            webhook = json.dumps(serialize_job(envelope).decode().split(json.dumps(_KWARGS)))
         return [
             json.dumps(change),
             allowed,

@@ -40,9 +40,9 @@ def ends_its_job(unit: str, *, give_up: GiveUp = fail_job) -> Callable[[Unit], U
 
     def wrap(function: Unit) -> Unit:
         @functools.wraps(function)
-        async def run(ctx: dict[str, Any], job_id: str, *args: Any) -> str:
+        async def run(ctx: dict[str, Any], job_id: str, *args: Any, **kwargs: Any) -> str:
             try:
-                return await function(ctx, job_id, *args)
+                return await function(ctx, job_id, *args, **kwargs)
             except (Retry, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the point: nothing may leave a job unended

@@ -1,7 +1,8 @@
 """Webhooks: the final job object POSTed to `webhook_url`, signed, by its own arq job.
 
 Delivery never blocks OCR: the change that ends the job enqueues `deliver_webhook` (arq id
-`<job>:webhook`, service/jobs/scripts.py), once per job however it ends. A failed delivery is retried
+`<job>:webhook`, service/jobs/scripts.py), once per job however it ends, with the job as it ended: a
+job deleted before its delivery ran is still POSTed. A failed delivery is retried
 with exponential backoff; its state is kept on the job (`webhook`) so clients can see it, and a
 delivery run again after its outcome was recorded does not POST again.
 """
@@ -41,15 +42,23 @@ async def give_up_delivery(state: WorkerState, ref: JobRef, error: UnitFailed) -
 
 
 @ends_its_job("webhook", give_up=give_up_delivery)
-async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
+async def deliver_webhook(
+    ctx: dict[str, Any], job_id: str, ended: dict[str, Any] | None = None, url: str | None = None
+) -> str:
+    """POST `ended` (the job as it ended) to `url`; both travel with the delivery (service/jobs/scripts.py),
+    so a job deleted before its delivery ran still gets it. The outcome is recorded on the job while it exists."""
     state: WorkerState = ctx["state"]
     ref = await state.store.get(job_id)
-    if ref is None or not ref.meta.get("webhook_url"):
-        return "gone"
-    if (ref.job.get("webhook") or {}).get("status") in ("delivered", "failed"):
+    if ended is None or url is None:
+        # Queued before deliveries carried their job: read it from the store.
+        if ref is None or not ref.meta.get("webhook_url"):
+            return "gone"
+        ended, url = ref.job, ref.meta["webhook_url"]
+    if ref is not None and (ref.job.get("webhook") or {}).get("status") in ("delivered", "failed"):
         # Run again after its worker died having recorded the outcome: the receiver has its one POST.
         return "done-already"
-    job = ref.job | {"links": {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}}
+    tenant = ref.tenant if ref is not None else None
+    job = ended | {"links": {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}}
     job.pop("webhook", None)
     body = json.dumps(job, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "ocr-service-webhook"}
@@ -61,7 +70,7 @@ async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
         async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=False) as client:
             response = await post(
                 client,
-                ref.meta["webhook_url"],
+                url,
                 content=body,
                 headers=headers,
                 allow_private=state.settings.allow_private_networks,
@@ -75,19 +84,21 @@ async def deliver_webhook(ctx: dict[str, Any], job_id: str) -> str:
     except (httpx.HTTPError, OSError) as exc:
         error = f"{exc.__class__.__name__}: {exc}"
     if error is None:
-        await _record(state, ref.tenant, job_id, {"status": "delivered", "attempts": attempt, "error": None})
+        await _record(state, tenant, job_id, {"status": "delivered", "attempts": attempt, "error": None})
         await metrics.record_webhook(state.redis, "delivered")
-        logger.info("job %s tenant=%s webhook delivered (attempt %d)", job_id, ref.tenant, attempt)
+        logger.info("job %s tenant=%s webhook delivered (attempt %d)", job_id, tenant, attempt)
         return "delivered"
     if attempt >= MAX_DELIVERY_TRIES:
-        await _record(state, ref.tenant, job_id, {"status": "failed", "attempts": attempt, "error": error})
+        await _record(state, tenant, job_id, {"status": "failed", "attempts": attempt, "error": error})
         await metrics.record_webhook(state.redis, "failed")
-        logger.warning("job %s tenant=%s webhook failed for good: %s", job_id, ref.tenant, error)
+        logger.warning("job %s tenant=%s webhook failed for good: %s", job_id, tenant, error)
         return "failed"
-    await _record(state, ref.tenant, job_id, {"status": "retrying", "attempts": attempt, "error": error})
+    await _record(state, tenant, job_id, {"status": "retrying", "attempts": attempt, "error": error})
     await metrics.record_webhook(state.redis, "retried")
     raise Retry(defer=retry_delay_s(state.settings, attempt))
 
 
-async def _record(state: WorkerState, tenant: str, job_id: str, webhook: dict[str, Any]) -> None:
-    await state.store.change(job_id, tenant, {"webhook": webhook})
+async def _record(state: WorkerState, tenant: str | None, job_id: str, webhook: dict[str, Any]) -> None:
+    """The delivery's state on the job, for clients to see; nothing to record once the job is deleted."""
+    if tenant is not None:
+        await state.store.change(job_id, tenant, {"webhook": webhook})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,10 @@ class Receiver:
     hooks: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     documents: dict[str, bytes] = field(default_factory=dict)
     failures_left: int = 0
+    # While set, requests wait (at most HOLD_LIMIT_S) before they are answered: a worker blocked in one
+    # is at a known point. A request whose client is gone by then is dropped, not recorded.
+    hold: bool = False
+    arrived: list[str] = field(default_factory=list)  # paths of every request, as it arrives
 
     @property
     def url(self) -> str:
@@ -37,9 +42,23 @@ class Receiver:
         raise AssertionError(f"{len(self.hooks)} webhook calls arrived, expected {count}")
 
 
+HOLD_LIMIT_S = 60
+
+
+async def _held(receiver: Receiver, request: Request) -> bool:
+    """Note the request and wait while the receiver holds; True when its client is still there."""
+    receiver.arrived.append(request.url.path)
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while receiver.hold and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return not await request.is_disconnected()
+
+
 def _app(receiver: Receiver) -> Starlette:
     async def hook(request: Request) -> Response:
         body = await request.body()
+        if not await _held(receiver, request):
+            return Response(status_code=499)
         if receiver.failures_left > 0:
             receiver.failures_left -= 1
             return Response("try again", status_code=503)
@@ -48,6 +67,8 @@ def _app(receiver: Receiver) -> Starlette:
 
     async def document(request: Request) -> Response:
         name = request.path_params["name"]
+        if not await _held(receiver, request):
+            return Response(status_code=499)
         if name not in receiver.documents:
             return Response(status_code=404)
         return Response(receiver.documents[name], media_type="application/octet-stream")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -156,7 +157,9 @@ async def test_stream_carries_retry_and_pings(client: httpx.AsyncClient) -> None
             async for chunk in stream.aiter_bytes():
                 raw += chunk
     text = raw.decode()
-    assert "retry: 2000" in text
+    # SSE_RETRY_MS (2000) plus up to half again of jitter, so that clients do not come back together.
+    retry = re.search(r"^retry: (\d+)$", text, re.M)
+    assert retry is not None and 2000 <= int(retry.group(1)) <= 3000
     assert ": ping" in text
     assert text.rstrip().endswith("}")
 

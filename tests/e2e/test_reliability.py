@@ -403,7 +403,8 @@ async def final_state(client: httpx.AsyncClient, job: dict, timeout_s: float = 3
 async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server: RedisServer) -> None:
     """A few jobs of three tenants, each ending a different way: after RESULT_TTL the only keys left are
     the process-wide ones, each tenant's two counters and its job index (which expires RESULT_TTL later,
-    or is pruned by the cron before), each expiring. The soak benchmark (benchmarks/bench_soak.py)
+    or is pruned by the cron before), each expiring: nothing of a unit whose worker was SIGKILLed, nor of
+    a webhook whose job was deleted before it went out. The soak benchmark (benchmarks/soak/)
     checks the same after 20,000 jobs."""
     import re
 
@@ -412,7 +413,7 @@ async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server
     ttl_s = 10  # the least settings.py accepts
     tenants = {"acme": "key-acme-0123456", "globex": "key-globex-012345", "initech": "key-initech-01234"}
     env = {"API_KEYS": ",".join(f"{t}:{k}" for t, k in tenants.items()), "SECRET_KEY": "s" * 32,
-           "RESULT_TTL": str(ttl_s), "SPLIT_PAGES": "2"}
+           "RESULT_TTL": str(ttl_s), "SPLIT_PAGES": "2", "LEASE_SECONDS": "3"}
     with running_receiver() as receiver, run_service(redis_server, workers=0, **env) as service:
         redis = Redis.from_url(service.redis_url)
         try:
@@ -441,7 +442,24 @@ async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server
                     for job in jobs:
                         ended.append(await final_state(client, job))
                     assert (await client.delete(f"/jobs/{jobs[2]['id']}")).status_code == 204
-            assert sorted(j["status"] for j in ended) == sorted(["completed"] * 9 + ["failed"] * 3 + ["cancelled"] * 3)
+                # A worker SIGKILLed while it waits on a document's host: its claim on the unit lapses with the
+                # lease, not after arq's job timeout. The job is deleted as soon as it ends (its webhook may be
+                # pending yet).
+                receiver.documents["held.pdf"] = text_pdf(lines=["held then fetched"])
+                receiver.hold = True
+                held = (await client.post("/jobs", json={"url": f"{receiver.url}/docs/held.pdf",
+                                                         "webhook_url": f"{receiver.url}/hook"})).json()
+                async with asyncio.timeout(30):
+                    while "/docs/held.pdf" not in receiver.arrived:
+                        await asyncio.sleep(0.02)
+                os.killpg(service.workers[-1].pid, signal.SIGKILL)
+                service.workers[-1].wait()
+                service.start_worker()
+                receiver.hold = False
+                ended.append(await final_state(client, held))
+                assert (await client.delete(f"/jobs/{held['id']}")).status_code == 204
+                receiver.wait_for_hooks(1, timeout_s=30)
+            assert sorted(j["status"] for j in ended) == sorted(["completed"] * 10 + ["failed"] * 3 + ["cancelled"] * 3)
             await asyncio.sleep(ttl_s + 1.5)
             left = {k.decode() async for k in redis.scan_iter()} - baseline
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from redis.asyncio import Redis
 
-from service.jobs.events import EventHub, read_job_backlog
+from service.jobs.backlog import read_job_backlog
+from service.jobs.events import EventHub
 from service.jobs.record import RUNNING, new_job, new_job_id
 from service.jobs.store import JobStore
 
@@ -54,7 +56,8 @@ async def test_backlog_replays_after_last_event_id_or_gives_the_current_state(re
     assert missing == []
 
 
-async def test_a_stream_that_cannot_keep_up_is_ended_not_buffered(redis: Redis) -> None:
+async def test_a_slow_stream_keeps_only_the_newest_progress_and_is_ended_past_its_bound(redis: Redis) -> None:
+    from service import keys
     from service.jobs import events
 
     hub = EventHub(redis)
@@ -63,17 +66,39 @@ async def test_a_stream_that_cannot_keep_up_is_ended_not_buffered(redis: Redis) 
         store = JobStore(redis, ttl_s=60)
         job_id = new_job_id()
         slow = hub.job(job_id)
+        probe = hub.job(job_id)
         await store.create(new_job(job_id, filename="a", options={}, pages_total=1), tenant="acme", meta={},
                            document=None)
-        for n in range(events.SUBSCRIBER_QUEUE_EVENTS + 5):
+        changes = events.SUBSCRIBER_QUEUE_EVENTS + 5
+        for n in range(changes):
             await store.change(job_id, "acme", {"pages_done": n})
-        received = 0
-        while True:
-            event = await asyncio.wait_for(slow.next(), 5)
-            if event is None:
-                break
-            received += 1
-        assert received < events.SUBSCRIBER_QUEUE_EVENTS + 6
+        async with asyncio.timeout(10):
+            while (await probe.next()).seq < changes + 1:  # type: ignore[union-attr]
+                pass
+        # A client that read nothing meanwhile is owed the status it missed, the first progress events
+        # (it was not behind yet) and then the newest progress only: its queue did not grow.
+        queued = []
+        while (event := slow.pop()) is not None:
+            queued.append(event)
+        assert len(queued) == events.COALESCE_AFTER_EVENTS
+        assert (queued[0].seq, queued[0].name) == (1, "status")
+        assert [e.seq for e in queued[1:-1]] == list(range(2, events.COALESCE_AFTER_EVENTS))
+        assert (queued[-1].seq, queued[-1].name) == (changes + 1, "progress")
+        assert queued[-1].job["pages_done"] == changes - 1
+        assert not slow.finished
+        # Events that cannot be coalesced (any other name: `page`) are never dropped: past the bound the
+        # stream is ended instead, and its client resumes from Last-Event-ID.
+        for n in range(events.SUBSCRIBER_QUEUE_EVENTS + 5):
+            message = {"tenant": "acme", "id": job_id, "seq": changes + 2 + n, "event": "page", "page": {"number": n}}
+            await redis.publish(keys.EVENTS_CHANNEL, json.dumps(message))
+        received = []
+        async with asyncio.timeout(10):
+            while (event := await slow.next()) is not None:
+                received.append(event)
+        assert [e.job["page"]["number"] for e in received] == list(range(len(received)))
+        assert received[0].job == {"id": job_id, "page": {"number": 0}}
+        assert len(received) == events.SUBSCRIBER_QUEUE_EVENTS
+        probe.close()
         assert hub.clients == 0
     finally:
         await hub.stop()

@@ -110,7 +110,11 @@ async def test_the_change_that_ends_a_job_queues_its_webhook_once(redis: Redis) 
     assert len(await webhook_entries(redis, job_id)) == 1
     payload = json.loads(await redis.get(f"{WEBHOOK_ARQ_PREFIX}{job_id}:webhook"))
     assert await redis.pttl(f"{WEBHOOK_ARQ_PREFIX}{job_id}:webhook") > DAY_MS
-    assert payload["f"] == "deliver_webhook" and payload["a"] == [job_id] and payload["k"] == {}
+    assert payload["f"] == "deliver_webhook" and payload["a"] == [job_id]
+    # The delivery carries the job as it ended and its URL: deleting the job does not take them away.
+    ended = json.loads(await redis.get(f"ocr:job:{job_id}"))
+    assert payload["k"] == {"ended": ended, "url": "http://127.0.0.1:9/hook"}
+    assert ended["status"] == COMPLETED
     # Later changes of the ended job (the delivery's outcome) queue nothing more.
     await store.change(job_id, "acme", {"webhook": {"status": "retrying"}})
     await store.change(job_id, "acme", {"status": COMPLETED})
