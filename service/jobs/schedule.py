@@ -138,7 +138,7 @@ return redis.call('ZCARD', pages)
 
 # ARGV: how many pages, now (ms), lease (ms). Lapsed leases are put back first. Returns the earliest
 # lease deadline (ms, -1 when none: when this worker should look again even if nobody wakes it), then
-# job, index, try for each page claimed.
+# for each page claimed: job, index, try, whether the job was asked to stop, whether the page is stored.
 _CLAIM = (
     FUNCTIONS
     + """
@@ -154,7 +154,7 @@ local out = {-1}
 local steps = 0
 for _, prio in ipairs({'normal', 'low'}) do
   local tenants = sched_tenants_key(prio)
-  while #out < 3 * n + 1 and steps < 10 * n + 100 do
+  while #out < 5 * n + 1 and steps < 10 * n + 100 do
     steps = steps + 1
     local tenant = redis.call('ZRANGE', tenants, 0, 0)[1]
     if not tenant then break end
@@ -188,6 +188,12 @@ for _, prio in ipairs({'normal', 'low'}) do
         out[#out + 1] = job
         out[#out + 1] = index
         out[#out + 1] = 1 + tonumber(tries or '0')
+        out[#out + 1] = redis.call('EXISTS', """
+    + _lua_key(keys.cancel, "job")
+    + """)
+        out[#out + 1] = redis.call('HEXISTS', """
+    + _lua_key(keys.pages, "job")
+    + """, tostring(index + 1))
       end
     end
   end
@@ -310,6 +316,8 @@ class Claimed:
     job_id: str
     index: int  # 0-based
     tries: int  # 1 on the first run; one more for each lapse, hand-back or retry
+    cancelled: bool = False  # its job was asked to stop (when claimed)
+    stored: bool = False  # already stored (its worker died before it finished the job)
 
     @property
     def lease(self) -> str:
@@ -354,7 +362,10 @@ class Schedule:
         """Up to `count` pages, in turn; and when the earliest lease lapses (epoch seconds), if any."""
         out = await self._claim(args=[count, _now_ms(), lease_ms])
         first = float(out[0])
-        claimed = [Claimed(out[i].decode(), int(out[i + 1]), int(out[i + 2])) for i in range(1, len(out), 3)]
+        claimed = [
+            Claimed(out[i].decode(), int(out[i + 1]), int(out[i + 2]), bool(out[i + 3]), bool(out[i + 4]))
+            for i in range(1, len(out), 5)
+        ]
         return claimed, (first / 1000 if first >= 0 else None)
 
     async def renew(self, leases: Sequence[str], lease_ms: int) -> list[str]:

@@ -16,7 +16,6 @@ import logging
 from arq import Retry
 from redis.exceptions import RedisError
 
-from service import keys
 from service.errors import DocumentError, DocumentMissing, OcrCancelled, TransientOcrError
 from service.jobs.record import QUEUED, RUNNING, TERMINAL, JobRef, utc_now
 from service.jobs.schedule import Claimed
@@ -83,13 +82,9 @@ async def _run_page(state: WorkerState, claimed: Claimed, token: CancelToken) ->
         return "gone"
     if ref.job["status"] in TERMINAL:
         return str(ref.job["status"])
-    async with state.redis.pipeline(transaction=False) as pipe:
-        pipe.exists(keys.cancel(job_id))
-        pipe.hexists(keys.pages(job_id), str(index + 1))
-        cancelled, stored = await pipe.execute()
-    if cancelled:
+    if claimed.cancelled:
         return await end_cancelled(state, ref)
-    if stored:  # stored by a worker that died before it finished the job: only the finishing is left
+    if claimed.stored:  # stored by a worker that died before it finished the job: only the finishing is left
         return await finish_if_complete(state, ref)
     if not await _mark_running(state, ref, claimed.tries):
         return "not-runnable"

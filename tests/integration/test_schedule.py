@@ -74,9 +74,10 @@ async def test_a_lapsed_lease_puts_the_page_back_first_in_its_jobs_turn_with_one
     assert [c.index for c in claimed] == [0, 1] and all(c.tries == 1 for c in claimed)
     assert lapse_at is not None
     await store.schedule.release(claimed[0].lease)
-    await asyncio.sleep(0.3)  # the worker holding page 1 died: its lease lapses
+    await asyncio.sleep(0.3)  # the worker holding page 1 died (after storing it): its lease lapses
+    await store.write(job_id, ("HSET", keys.pages(job_id), 2, "{}"))
     again, _ = await store.schedule.claim(5, LEASE_MS)
-    assert [(c.index, c.tries) for c in again] == [(1, 2), (2, 1)]
+    assert [(c.index, c.tries, c.stored) for c in again] == [(1, 2, True), (2, 1, False)]
     assert all(c.job_id == job_id for c in again)
 
 
@@ -90,6 +91,8 @@ async def test_a_handed_back_page_waits_again_at_once_and_renewal_reports_cancel
     assert await store.schedule.hand_back([claimed[0].lease]) == 1
     again, _ = await store.schedule.claim(2, LEASE_MS)
     assert [(c.index, c.tries) for c in again] == [(0, 2), (1, 1)]
+    # The claim says what the worker would otherwise ask: the job was asked to stop.
+    assert all(c.cancelled and not c.stored for c in again)
 
 
 async def test_cancel_takes_waiting_pages_out_and_says_whether_one_is_in_work(redis: Redis) -> None:
