@@ -44,6 +44,10 @@ async def claim_pages(state: WorkerState) -> None:
                     logger.warning("claiming pages failed (%s); trying again", exc)
                     await asyncio.sleep(1)
                     continue
+                except Exception as exc:  # noqa: BLE001 - the loop is the worker's life: it must not end
+                    logger.error("claiming pages raised %s: %s; trying again", type(exc).__name__, exc)
+                    await asyncio.sleep(1)
+                    continue
                 for page in claimed:
                     state.held[page.lease] = asyncio.create_task(_run(state, page), name=f"page-{page.lease}")
                 if len(claimed) == free:
@@ -66,6 +70,8 @@ async def _run(state: WorkerState, page: Claimed) -> None:
     except (RedisError, OSError) as exc:
         # Redis went away mid-page: the lease lapses and the page waits again for whoever is up first.
         logger.warning("page %s left to its lease: %s", page.lease, exc)
+    except Exception as exc:  # noqa: BLE001 - not even a failure to record a failure may end the loop's tasks unseen
+        logger.error("page %s left to its lease after %s: %s", page.lease, type(exc).__name__, exc)
     finally:
         state.held.pop(page.lease, None)
         state.wake.set()  # a slot is free
