@@ -160,7 +160,6 @@ async def _mixed(service: Service, big: bytes, one: bytes, forty: bytes, *, kill
         "pages": len(numbers) + 2 + len(await _result_numbers(service, "c", c_job["id"])),
         "total_s": total_s,
         "big_s": big_s,
-        "busy": _slots_busy(service, done, total_s),
     }
     return figures
 
