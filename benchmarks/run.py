@@ -43,6 +43,7 @@ BENCHMARKS = {
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
+    "outputs": "benchmarks.bench_outputs",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",
 }

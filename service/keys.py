@@ -7,9 +7,10 @@ the very change that ends it, see service/jobs/scripts.py):
     ocr:seq:<id>          the job's event counter (the SSE `id`)
     ocr:events:<id>       list of the job's recent events, for Last-Event-ID resume
     ocr:doc:<id>          the document bytes, readable by every worker
-    ocr:pages:<id>        hash: page number -> page result JSON (one field per page: retries never redo a page)
-    ocr:layers:<id>       hash: page number -> the page's invisible text as a one-page PDF (for ?format=pdf)
-    ocr:text-bytes:<id>   bytes the job's pages and layers store, against MAX_DOCUMENT_TEXT_MB
+    ocr:pages:<id>        hash: page number -> the page's record, its fields and words (service/ocr/record.py;
+                          one field per page: retries never redo a page); its text, words, hOCR, ALTO and
+                          searchable-PDF text layer are all made from it
+    ocr:text-bytes:<id>   bytes the job's pages store, against MAX_DOCUMENT_TEXT_MB
     ocr:result:<id>       the result's own fields (id, pages_total, lang, duration_ms), JSON; its text and
                           pages are served from ocr:pages:<id> in page order, never joined in one value
     ocr:sched:pages:<id>  sorted set of the job's pages waiting for a worker (service/jobs/schedule.py);
@@ -81,10 +82,6 @@ def pages(job_id: str) -> str:
     return f"{PREFIX}pages:{job_id}"
 
 
-def layers(job_id: str) -> str:
-    return f"{PREFIX}layers:{job_id}"
-
-
 def text_bytes(job_id: str) -> str:
     return f"{PREFIX}text-bytes:{job_id}"
 
@@ -120,7 +117,6 @@ def job_keys(job_id: str) -> list[str]:
             events,
             document,
             pages,
-            layers,
             text_bytes,
             result,
             sched_pages,

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import cache, jobs, ops, results, streams
+from service.api import cache, jobs, ops, pages, results, streams
 from service.api.context import Services, StreamSlots
 from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
@@ -136,6 +136,8 @@ ROUTES = [
     Route("/jobs/{job_id}", jobs.delete_job, methods=["DELETE"]),
     Route("/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
     Route("/jobs/{job_id}/result", results.get_result, methods=["GET"]),
+    Route("/jobs/{job_id}/pages", pages.list_pages, methods=["GET"]),
+    Route("/jobs/{job_id}/pages/{number}", pages.get_page, methods=["GET"]),
     Route("/events", streams.tenant_events, methods=["GET"]),
     Route("/events/link", streams.feed_link, methods=["GET"]),
     Route("/cache/stats", cache.cache_stats, methods=["GET"]),

@@ -68,6 +68,35 @@ JOB = {
 }
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+DETAIL = {"name": "detail", "in": "query", "schema": {"type": "string", "enum": ["words"]}}
+
+WORD = {
+    "type": "object",
+    "required": ["text", "confidence", "bbox", "line", "block"],
+    "properties": {
+        "text": {"type": "string"},
+        "confidence": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+        "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "line": {"type": "integer", "minimum": 1},
+        "block": {"type": "integer", "minimum": 1},
+    },
+}
+
+PAGE = {
+    "type": "object",
+    "required": ["number", "text", "source", "confidence", "rotation", "width", "height"],
+    "properties": {
+        "number": {"type": "integer", "minimum": 1},
+        "text": {"type": "string"},
+        "source": {"type": "string", "enum": ["text-layer", "ocr"]},
+        "confidence": {"type": ["number", "null"]},
+        "rotation": {"type": "integer", "enum": [0, 90, 180, 270]},
+        "width": {"type": "number"},
+        "height": {"type": "number"},
+        "preprocessed": {"type": "boolean"},
+        "words": {"type": "array", "items": WORD},
+    },
+}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -96,7 +125,7 @@ SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "ocr-service", "version": "1", "description": "Async OCR over HTTP with SSE progress."},
     "components": {
-        "schemas": {"Error": ERROR, "Job": JOB},
+        "schemas": {"Error": ERROR, "Job": JOB, "Page": PAGE},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
     "security": [{"bearer": []}, {}],
@@ -179,9 +208,53 @@ SPEC: dict[str, Any] = {
             "get": {
                 "parameters": [
                     JOB_ID,
-                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "text", "pdf"]}},
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["json", "text", "pdf", "hocr", "alto"]},
+                    },
+                    DETAIL,
                 ],
                 "responses": {"200": {"description": "The result"}, **_errors(400, 401, 404, 409, 422, 503)},
+            }
+        },
+        "/jobs/{job_id}/pages": {
+            "get": {
+                "summary": "The pages done so far, numbered above `after`, in page order",
+                "parameters": [
+                    JOB_ID,
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    DETAIL,
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["pages", "pages_total", "pages_done"],
+                            "properties": {
+                                "pages": {"type": "array", "items": {"$ref": "#/components/schemas/Page"}},
+                                "pages_total": {"type": ["integer", "null"]},
+                                "pages_done": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    **_errors(400, 401, 404, 503),
+                },
+            }
+        },
+        "/jobs/{job_id}/pages/{number}": {
+            "get": {
+                "summary": "One page, as soon as it is done, while the job still runs",
+                "parameters": [
+                    JOB_ID,
+                    {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                    DETAIL,
+                ],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Page"}),
+                    **_errors(400, 401, 404, 409, 503),
+                },
             }
         },
         "/jobs/{job_id}/events": {

@@ -17,7 +17,7 @@ from service import keys
 from service.jobs.record import COMPLETED, Job, new_job, new_job_id, utc_now
 from service.jobs.store import JobStore
 
-COPIED_ON_HIT = (keys.result, keys.pages, keys.layers, keys.document)
+COPIED_ON_HIT = (keys.result, keys.pages, keys.document)
 
 
 def content_key(document: bytes, options: dict[str, Any]) -> str:
@@ -106,7 +106,7 @@ class ContentCache:
             # The result's text lives in its pages; their stored bytes are counted as they are stored.
             if await self.redis.exists(keys.result(job_id.decode())):
                 entries += 1
-                size += int(await self.redis.get(keys.text_bytes(job_id.decode())) or 0)
+                size += int(await self.redis.hget(keys.text_bytes(job_id.decode()), "total") or 0)  # type: ignore[misc]
         counts = await self.redis.hgetall(keys.cache_stats(tenant))  # type: ignore[misc]
         hits = int(counts.get(b"hits", 0))
         misses = int(counts.get(b"misses", 0))

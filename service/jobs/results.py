@@ -1,8 +1,10 @@
-"""A finished job's stored result, served in pieces: JSON, plain text, and the pages for the searchable PDF.
+"""A job's stored pages, served in pieces: JSON, plain text, hOCR, ALTO, single pages, and what the
+searchable PDF is made from.
 
 The result is never one stored value. `ocr:result:<id>` holds only its own small fields; its text and
-pages are the per-page records in `ocr:pages:<id>`, read a batch at a time in page order and written
-out as they are read, so neither the worker nor the web holds a whole large document's text at once.
+pages are the per-page records in `ocr:pages:<id>` (service/ocr/record.py), read a batch at a time in
+page order and written out as they are read, so neither the worker nor the web holds a whole large
+document's text at once. Every output is made from the same records: each page's words.
 """
 
 from __future__ import annotations
@@ -17,12 +19,46 @@ from redis.asyncio import Redis
 
 from service import keys
 from service.errors import NotReady
-from service.ocr import PageResult
+from service.ocr import PageResult, alto, hocr
+from service.ocr.record import read_page
 
 logger = logging.getLogger(__name__)
 
 # Pages read from Redis per round trip: with MAX_PAGE_TEXT_KB a page, this bounds what one answer holds.
 BATCH_PAGES = 32
+# What hOCR and ALTO name as the system that wrote them.
+OCR_SYSTEM = "ocr-service (Tesseract)"
+
+
+async def stored_numbers(redis: Redis, job_id: str) -> list[int]:
+    """The numbers of the job's pages stored so far, in page order."""
+    return sorted(int(n) for n in await redis.hkeys(keys.pages(job_id)))  # type: ignore[misc]
+
+
+async def read_pages(redis: Redis, job_id: str, numbers: list[int]) -> AsyncIterator[PageResult]:
+    """The pages `numbers`, in that order, a batch at a time; stops at a page that is gone (deleted
+    while it was read: nothing more to serve)."""
+    for start in range(0, len(numbers), BATCH_PAGES):
+        batch = [str(n) for n in numbers[start : start + BATCH_PAGES]]
+        raw: list[bytes | None] = await redis.hmget(keys.pages(job_id), batch)  # type: ignore[misc]
+        for number, record in zip(batch, raw, strict=True):
+            if record is None:
+                logger.info("job %s page %s went while its pages were read", job_id, number)
+                return
+            yield read_page(record)
+
+
+async def read_one_page(redis: Redis, job_id: str, number: int) -> PageResult | None:
+    record: bytes | None = await redis.hget(keys.pages(job_id), str(number))  # type: ignore[misc]
+    return None if record is None else read_page(record)
+
+
+async def pages_json(pages: AsyncIterator[PageResult], *, with_words: bool) -> AsyncIterator[bytes]:
+    """The page objects as the items of a JSON array, comma-separated, without the brackets."""
+    first = True
+    async for page in pages:
+        yield (b"" if first else b",") + _dumps(page.to_dict(with_words=with_words))
+        first = False
 
 
 @dataclass(frozen=True)
@@ -33,77 +69,68 @@ class StoredResult:
     redis: Redis
     job_id: str
     fields: dict[str, Any]  # id, pages_total, lang, duration_ms
-    numbers: list[str]  # the stored page numbers, in page order
+    numbers: list[int]  # the stored page numbers, in page order
 
-    async def records(self) -> AsyncIterator[bytes]:
-        """Each page's stored JSON, in page order."""
-        for start in range(0, len(self.numbers), BATCH_PAGES):
-            batch = self.numbers[start : start + BATCH_PAGES]
-            raw: list[bytes | None] = await self.redis.hmget(keys.pages(self.job_id), batch)  # type: ignore[misc]
-            for number, record in zip(batch, raw, strict=True):
-                if record is None:  # deleted while it was being read: nothing more to serve
-                    logger.info("job %s page %s went while its result was read", self.job_id, number)
-                    return
-                yield record
+    def pages(self) -> AsyncIterator[PageResult]:
+        return read_pages(self.redis, self.job_id, self.numbers)
 
     async def text(self) -> AsyncIterator[bytes]:
         """The plain text: the pages' texts separated by form feeds."""
         first = True
-        async for record in self.records():
-            yield (b"" if first else b"\f") + json.loads(record)["text"].encode()
+        async for page in self.pages():
+            yield (b"" if first else b"\f") + page.text.encode()
             first = False
 
-    async def json(self) -> AsyncIterator[bytes]:
+    async def json(self, *, with_words: bool = False) -> AsyncIterator[bytes]:
         """The result object (shared/API.md) as JSON: the fields, "text" and "pages", piece by piece."""
         yield b'{"id":' + json.dumps(self.fields["id"]).encode() + b',"text":"'
         first = True
-        async for record in self.records():
+        async for page in self.pages():
             # The text as a JSON string without its quotes, so the pages' texts join into one string.
-            escaped = json.dumps(json.loads(record)["text"], ensure_ascii=False)[1:-1]
+            escaped = json.dumps(page.text, ensure_ascii=False)[1:-1]
             yield (b"" if first else b"\\f") + escaped.encode()
             first = False
         yield b'","pages":['
-        first = True
-        async for record in self.records():
-            yield (b"" if first else b",") + record
-            first = False
+        async for chunk in pages_json(self.pages(), with_words=with_words):
+            yield chunk
         rest = {name: self.fields[name] for name in ("pages_total", "lang", "duration_ms")}
         yield b"]," + json.dumps(rest, separators=(",", ":")).encode()[1:]
+
+    async def hocr(self, *, media_type: str, dpi: int) -> AsyncIterator[bytes]:
+        """hOCR 1.2 of every page, in page order (service/ocr/hocr.py)."""
+        scale, scan_res = hocr.units(media_type, dpi)
+        yield hocr.head(pages=len(self.numbers), system=OCR_SYSTEM).encode()
+        async for page in self.pages():
+            yield hocr.page(page, scale=scale, scan_res=scan_res).encode()
+        yield hocr.tail().encode()
+
+    async def alto(self, *, media_type: str, filename: str) -> AsyncIterator[bytes]:
+        """ALTO v4 of every page, in page order (service/ocr/alto.py)."""
+        unit, scale = alto.units(media_type)
+        yield alto.head(unit=unit, filename=filename, system=OCR_SYSTEM).encode()
+        async for page in self.pages():
+            yield alto.page(page, scale=scale).encode()
+        yield alto.tail().encode()
 
     async def whole(self) -> dict[str, Any]:
         """The result object in memory, for the few callers that need it as one (tests, small results)."""
         return dict(json.loads(b"".join([chunk async for chunk in self.json()])))
 
 
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 async def open_result(redis: Redis, job_id: str) -> StoredResult:
     raw = await redis.get(keys.result(job_id))
     if raw is None:
         raise NotReady("The result is no longer stored.", code="not_found")
-    numbers = sorted((n.decode() for n in await redis.hkeys(keys.pages(job_id))), key=int)  # type: ignore[misc]
-    return StoredResult(redis, job_id, json.loads(raw), numbers)
+    return StoredResult(redis, job_id, json.loads(raw), await stored_numbers(redis, job_id))
 
 
 async def searchable_pdf_input(redis: Redis, result: StoredResult) -> tuple[bytes, list[PageResult]]:
-    """The document and its pages with their text layers: what the searchable PDF is made from."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(keys.document(result.job_id))
-        pipe.hgetall(keys.layers(result.job_id))
-        document, layers = await pipe.execute()
+    """The document and its pages with their words: what the searchable PDF is made from."""
+    document = await redis.get(keys.document(result.job_id))
     if document is None:
         raise NotReady("The document is no longer stored.", code="not_found")
-    pages = []
-    async for record in result.records():
-        p = json.loads(record)
-        pages.append(
-            PageResult(
-                number=p["number"],
-                text=p["text"],
-                source=p["source"],
-                confidence=p["confidence"],
-                rotation=p["rotation"],
-                width=p["width"],
-                height=p["height"],
-                text_pdf=layers.get(str(p["number"]).encode()),
-            )
-        )
-    return document, pages
+    return document, [page async for page in result.pages()]

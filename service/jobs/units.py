@@ -17,14 +17,14 @@ DELIVER_WEBHOOK = "deliver_webhook"
 UNIT_EXPIRES_MS = 30 * 24 * 3600 * 1000
 
 
-def job_page_indices(meta: dict[str, str], pages_total: int) -> list[int]:
-    """The 0-based indices, ascending, of the document's pages that the job processes."""
-    return list(range(pages_total))
-
-
 def download_arq_id(job_id: str) -> str:
     return job_id
 
 
 def webhook_arq_id(job_id: str) -> str:
     return f"{job_id}:webhook"
+
+
+def job_page_indices(meta: dict[str, str], pages_total: int) -> list[int]:
+    """The 0-based indices of the document's pages that a job processes, ascending."""
+    return list(range(pages_total))

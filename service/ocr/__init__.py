@@ -6,6 +6,7 @@ No Redis and no asyncio here. The worker runs process_page() in its page process
 
 from __future__ import annotations
 
+from service.ocr import alto, hocr
 from service.ocr.cancel import CancelToken
 from service.ocr.document import count_pages, sniff_media_type
 from service.ocr.page import PageOptions, PageResult, process_page
@@ -16,7 +17,9 @@ __all__ = [
     "CancelToken",
     "PageOptions",
     "PageResult",
+    "alto",
     "count_pages",
+    "hocr",
     "installed_languages",
     "process_page",
     "searchable_pdf",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymupdf
@@ -22,6 +22,7 @@ from service.ocr.orientation import detect_rotation, turn
 from service.ocr.preprocess import prepare
 from service.ocr.render import RenderedPage, native_scale, render_page
 from service.ocr.tsv import TsvText, parse_tsv
+from service.ocr.words import Frame, PageWords, from_text_layer, from_tsv
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ MIN_TEXT_LAYER_CHARS = 16
 DOUBTFUL_CONFIDENCE = 75.0
 # Text extracted through fonts without a Unicode mapping comes out as U+FFFD; such a layer is useless.
 _MAX_UNMAPPED_SHARE = 0.1
+# What separates paragraphs in a page's text: a blank line between Tesseract's paragraphs, a line
+# break between a text layer's blocks.
+PARAGRAPH_GAP = {"ocr": "\n\n", "text-layer": "\n"}
 
 
 @dataclass(frozen=True)
@@ -45,37 +49,70 @@ class PageOptions:
 @dataclass
 class PageResult:
     number: int  # 1-based
-    text: str
+    text: str  # made from `words` (PageWords.text), which the page stores in its place
     source: str  # "text-layer" | "ocr"
     confidence: float | None  # mean word confidence 0..100 for OCR pages, None for text-layer pages
     rotation: int  # 0|90|180|270: degrees clockwise the page was turned to read it upright
-    width: float  # PDF points for PDFs, pixels for images
+    width: float  # of the page turned upright: PDF points for PDFs, pixels for images
     height: float
     # The page was cleaned before OCR (preprocess.py: background divided out, despeckled, binarised)
     # because its light, specks or noise would have defeated Tesseract's own binarisation.
     preprocessed: bool = False
-    # The page's invisible text as a one-page PDF (layer.py), for searchable_pdf(); None for text-layer pages.
-    text_pdf: bytes | None = field(default=None, repr=False)
+    # The page's words and where they are (words.py): what the page stores, and what its text, its
+    # `detail=words`, hOCR, ALTO and searchable-PDF text layer are made from.
+    words: PageWords = field(default_factory=lambda: PageWords(Frame(72, (0, 0), (0, 0))), repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The API's page object; text_pdf stays internal."""
-        page = asdict(self)
-        del page["text_pdf"]
+    def to_dict(self, *, with_words: bool = False) -> dict[str, Any]:
+        """The API's page object, with its words when asked (`?detail=words`)."""
+        page: dict[str, Any] = {
+            "number": self.number,
+            "text": self.text,
+            "source": self.source,
+            "confidence": self.confidence,
+            "rotation": self.rotation,
+            "width": self.width,
+            "height": self.height,
+            "preprocessed": self.preprocessed,
+        }
+        if with_words:
+            page["words"] = self.words.words(self.width, self.height)
         return page
 
+    @property
+    def text_pdf(self) -> bytes | None:
+        """The page's invisible text as a one-page PDF (layer.py), for searchable_pdf(); None for
+        text-layer pages, which keep their own text."""
+        if self.source != "ocr":
+            return None
+        frame = self.words.frame
+        return text_layer_pdf(
+            self.words.tsv_words(), dpi=frame.dpi, read_size=frame.read, page_size=frame.page, turned_deg=frame.skew_deg
+        )
 
-def text_layer(page: pymupdf.Page) -> str | None:
-    """The page's own text when it is a real text layer, else None."""
-    # Blocks in reading order: sorting whole blocks costs about a millisecond a page, where sorting
-    # every line of `get_text("text", sort=True)` cost sixteen.
-    blocks = page.get_text("blocks", sort=True)
-    text = "\n".join(block[4].strip() for block in blocks if block[6] == 0)
-    visible = "".join(text.split())
+
+def text_layer(page: pymupdf.Page) -> PageWords | None:
+    """The page's own words when it has a real text layer, else None."""
+    # The words as the page is shown (its /Rotate applied), put in reading order by from_text_layer():
+    # sorting whole blocks costs about a millisecond a page, where sorting every line cost sixteen.
+    rows = page.get_text("words")
+    if page.rotation:
+        # Turned with the page as it is shown; plain arithmetic, since a Rect per word cost more than
+        # reading the words.
+        m = page.rotation_matrix
+        a, b, c, d, e, f = float(m.a), float(m.b), float(m.c), float(m.d), float(m.e), float(m.f)
+        turned = []
+        for x0, y0, x1, y1, text, block, line, word in rows:
+            xs = (a * x0 + c * y0 + e, a * x1 + c * y1 + e)
+            ys = (b * x0 + d * y0 + f, b * x1 + d * y1 + f)
+            turned.append((min(xs), min(ys), max(xs), max(ys), text, block, line, word))
+        rows = turned
+    words = from_text_layer(rows, (page.rect.width, page.rect.height))
+    visible = "".join("".join(line.texts) for line in words.lines)
     if len(visible) < MIN_TEXT_LAYER_CHARS:
         return None
     if visible.count("\ufffd") > _MAX_UNMAPPED_SHARE * len(visible):
         return None
-    return str(text).strip()
+    return words
 
 
 _open = threading.local()
@@ -110,16 +147,17 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         raise UnprocessableDocument(f"page {index + 1} cannot be loaded: {exc}") from None
     is_image = not doc.is_pdf
     if not is_image and not options.force_ocr:
-        text = text_layer(page)
-        if text is not None:
+        words = text_layer(page)
+        if words is not None:
             return PageResult(
                 number=index + 1,
-                text=text,
+                text=words.text(PARAGRAPH_GAP["text-layer"]),
                 source="text-layer",
                 confidence=None,
                 rotation=0,
                 width=page.rect.width,
                 height=page.rect.height,
+                words=words,
             )
     rendered = render_page(page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image)
     width, height = page.rect.width, page.rect.height
@@ -144,23 +182,26 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         parsed.word_count,
         time.perf_counter() - started,
     )
+    if rotation in (90, 270):
+        # Read upright, the page is as wide as it was high: its words lie on the upright page.
+        width, height = height, width
     return PageResult(
         number=index + 1,
-        text=parsed.text,
+        text=reading.words.text(PARAGRAPH_GAP["ocr"]),
         source="ocr",
         confidence=parsed.confidence,
         rotation=rotation,
         width=width,
         height=height,
         preprocessed=prepared.cleaned,
-        text_pdf=reading.text_pdf,
+        words=reading.words,
     )
 
 
 @dataclass(frozen=True)
 class _Reading:
     parsed: TsvText
-    text_pdf: bytes  # aligned to the page turned upright by `rotation`, skew undone
+    words: PageWords  # in the frame they were read in: the page turned upright by `rotation`, levelled
     skew_deg: float
 
 
@@ -225,11 +266,10 @@ def _read(
     parsed = parse_tsv(
         tesseract.recognise(pixels, lang=options.lang, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
     )
-    text_pdf = text_layer_pdf(
-        parsed.words,
+    frame = Frame(
         dpi=rendered.dpi,
-        read_size=(pixels.shape[1], pixels.shape[0]),
-        page_size=(upright.shape[1], upright.shape[0]),
-        turned_deg=skew_deg,
+        read=(pixels.shape[1], pixels.shape[0]),
+        page=(upright.shape[1], upright.shape[0]),
+        skew_deg=round(skew_deg, 4),
     )
-    return _Reading(parsed, text_pdf, skew_deg)
+    return _Reading(parsed, from_tsv(parsed.words, frame), skew_deg)

@@ -20,6 +20,9 @@ class TsvWord:
     line_top: int  # the box of the line it is on: words of a line share one baseline and size
     line_bottom: int
     last_in_line: bool
+    confidence: float | None = None  # 0..100, None when Tesseract gave no score
+    block: int = 1  # Tesseract's block number (1-based)
+    par: int = 1  # the paragraph's number across the page (1-based), as the text groups them
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ def parse_tsv(tsv: str) -> TsvText:
     """Lines are the words of a (block, par, line) joined by spaces; paragraphs are separated by a blank line."""
     paragraphs: dict[tuple[str, str], dict[str, list[str]]] = {}
     line_boxes: dict[tuple[str, str, str], tuple[int, int]] = {}
-    placed: list[tuple[tuple[str, str, str], str, list[int]]] = []
+    placed: list[tuple[tuple[str, str, str], str, list[int], float]] = []
     confidences: list[float] = []
     for row in tsv.splitlines()[1:]:
         fields = row.split("\t", _COLUMNS - 1)
@@ -51,8 +54,8 @@ def parse_tsv(tsv: str) -> TsvText:
         if not word:
             continue
         paragraphs.setdefault((block, par), {}).setdefault(line, []).append(word)
-        placed.append(((block, par, line), word, [int(v) for v in fields[6:10]]))
         conf = float(fields[10])
+        placed.append(((block, par, line), word, [int(v) for v in fields[6:10]], conf))
         # Tesseract writes -1 for rows that carry no recognition score.
         if conf >= 0:
             confidences.append(conf)
@@ -60,8 +63,14 @@ def parse_tsv(tsv: str) -> TsvText:
     text = "\n\n".join("\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values())
     confidence = sum(confidences) / len(confidences) if confidences else None
     words = []
-    for number, (line_key, word, (left, top, width, height)) in enumerate(placed):
+    # Paragraphs numbered across the page, as the text groups them.
+    paragraph_numbers = {key: number for number, key in enumerate(paragraphs, 1)}
+    for number, (line_key, word, (left, top, width, height), conf) in enumerate(placed):
         line_top, line_bottom = line_boxes.get(line_key, (top, top + height))
         last = number + 1 == len(placed) or placed[number + 1][0] != line_key
-        words.append(TsvWord(word, left, top, width, height, line_top, line_bottom, last))
+        scored = conf if conf >= 0 else None
+        block_number, par_number = int(line_key[0]), paragraph_numbers[line_key[:2]]
+        words.append(
+            TsvWord(word, left, top, width, height, line_top, line_bottom, last, scored, block_number, par_number)
+        )
     return TsvText(text, confidence, len(confidences), words)

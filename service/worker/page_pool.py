@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import pickle
@@ -34,6 +33,7 @@ from typing import Any
 from service.childenv import minimal_env
 from service.errors import DocumentError, OcrCancelled, TextTooLarge, TransientOcrError, error_class
 from service.ocr import CancelToken, PageOptions, PageResult, process_page
+from service.ocr.record import record_json
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class PagePool:
     def __init__(self, size: int, *, memory_bytes: int, max_page_bytes: int = 0) -> None:
         self.size = size
         self.memory_bytes = memory_bytes
-        # What one page may store (its page object and its text layer, see page_bytes); 0: no cap.
+        # What one page may store (its record before compression, service/ocr/record.py); 0: no cap.
         self.max_page_bytes = max_page_bytes
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._children: set[_Child] = set()
@@ -210,17 +210,6 @@ class PagePool:
             return
 
 
-def page_record(page: PageResult) -> tuple[bytes, bytes]:
-    """What a page stores: its page object as JSON (`ocr:pages:<id>`) and its text layer (`ocr:layers:<id>`)."""
-    return json.dumps(page.to_dict()).encode(), page.text_pdf or b""
-
-
-def page_bytes(page: PageResult) -> int:
-    """The bytes a page stores, the measure of both text caps (MAX_PAGE_TEXT_KB, MAX_DOCUMENT_TEXT_MB)."""
-    record, layer = page_record(page)
-    return len(record) + len(layer)
-
-
 def _unpack(reply: tuple[Any, ...]) -> PageResult:
     kind = reply[0]
     if kind == "ok":
@@ -253,7 +242,7 @@ def _serve(stdin: Any, stdout: Any) -> None:
             page = process_page(data, media_type, index, options, CancelToken())
             # Checked here, before it crosses the pipe: one content stream shared by every page of a
             # small PDF can carry megabytes of text into each of them.
-            if max_page_bytes and (size := page_bytes(page)) > max_page_bytes:
+            if max_page_bytes and (size := len(record_json(page))) > max_page_bytes:
                 raise TextTooLarge(
                     f"page {index + 1} has {size // 1024} KB of text; at most {max_page_bytes // 1024} KB a page "
                     "are kept"

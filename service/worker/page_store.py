@@ -1,10 +1,11 @@
 """Storing one finished page within its document's text budget (MAX_DOCUMENT_TEXT_MB).
 
-A page's object (`ocr:pages:<id>`) and its text layer (`ocr:layers:<id>`) go in together with the
-document's running total of stored bytes (`ocr:text-bytes:<id>`), in one script. A page that would take
-the total past the cap is not stored at all, so a job can never complete over its cap, nor Redis hold
-more of it than the cap; the job fails with `text_too_large`. A page stored again (its lease lapsed
-after a worker died) replaces its own bytes in the total rather than adding to it.
+A page's record (`ocr:pages:<id>`, its fields and words, see service/ocr/record.py) goes in together
+with the document's running total (`ocr:text-bytes:<id>`, a hash: each page's size and the `total`),
+in one script. Sizes are the records' before compression, what a reader holds once it opened them. A
+page that would take the total past the cap is not stored at all, so a job can never complete over
+its cap, nor Redis hold more of it than the cap; the job fails with `text_too_large`. A page stored
+again (its lease lapsed after a worker died) replaces its own size in the total rather than adding to it.
 """
 
 from __future__ import annotations
@@ -14,26 +15,23 @@ from redis.asyncio import Redis
 from service import keys
 from service.errors import TextTooLarge
 from service.ocr import PageResult
-from service.worker.page_pool import page_record
+from service.ocr.record import page_record, record_json
 
 _STORE_PAGE = """
-local pages, layers, total_key, record_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local number, record, layer = ARGV[1], ARGV[2], ARGV[3]
+local pages, sizes, record_key = KEYS[1], KEYS[2], KEYS[3]
+local number, record, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
-local total = tonumber(redis.call('GET', total_key) or '0')
-total = total - redis.call('HSTRLEN', pages, number) - redis.call('HSTRLEN', layers, number) + #record + #layer
+local total = tonumber(redis.call('HGET', sizes, 'total') or '0')
+total = total - tonumber(redis.call('HGET', sizes, number) or '0') + size
 if total > cap then
   return -1
 end
 redis.call('HSET', pages, number, record)
-if #layer > 0 then
-  redis.call('HSET', layers, number, layer)
-end
-redis.call('SET', total_key, total)
+redis.call('HSET', sizes, number, size, 'total', total)
 -- The page's keys share the job record's lifetime, as every write of the job's does (JobStore.write):
 -- none while the job lives, the rest of it once it ended, none at all once the record is gone.
 local ttl_ms = redis.call('PTTL', record_key)
-for _, key in ipairs({pages, layers, total_key}) do
+for _, key in ipairs({pages, sizes}) do
   if ttl_ms == -2 then
     redis.call('DEL', key)
   elseif ttl_ms == -1 then
@@ -49,12 +47,11 @@ return redis.call('HLEN', pages)
 async def store_page(redis: Redis, job_id: str, page: PageResult, *, max_document_bytes: int) -> int:
     """Store the page; the number of the document's pages now stored. Raises TextTooLarge instead of
     storing a page that would take the document's text past `max_document_bytes`."""
-    record, layer = page_record(page)
     script = redis.register_script(_STORE_PAGE)
     stored = int(
         await script(
-            keys=[keys.pages(job_id), keys.layers(job_id), keys.text_bytes(job_id), keys.job(job_id)],
-            args=[str(page.number), record, layer, max_document_bytes],
+            keys=[keys.pages(job_id), keys.text_bytes(job_id), keys.job(job_id)],
+            args=[str(page.number), page_record(page), len(record_json(page)), max_document_bytes],
         )
     )
     if stored < 0:

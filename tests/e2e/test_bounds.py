@@ -73,7 +73,7 @@ async def stored_text_bytes(service: Service, job_id: str) -> int:
     redis = Redis.from_url(service.redis_url)
     try:
         total = 0
-        for key in (f"ocr:pages:{job_id}", f"ocr:layers:{job_id}"):
+        for key in (f"ocr:pages:{job_id}",):
             for field in await redis.hkeys(key):
                 total += await redis.hstrlen(key, field)
         return total

@@ -31,7 +31,8 @@ def test_the_readme_shows_every_endpoint_and_the_stream() -> None:
     commands = " ".join(readme_curl_commands())
     assert "curl -N localhost:8000/jobs/$JOB/events" in commands
     for fragment in ("/jobs", "wait=20", "/result", "format=text", "format=pdf", "-X DELETE localhost:8000/jobs",
-                     "/cache/stats", "-X DELETE localhost:8000/cache", "/healthz", "/readyz", "/metrics", "/events"):
+                     "/cache/stats", "-X DELETE localhost:8000/cache", "/healthz", "/readyz", "/metrics", "/events",
+                     "/pages/1", "/pages?after=", "detail=words", "format=hocr", "format=alto"):
         assert fragment in commands, fragment
 
 
@@ -67,3 +68,5 @@ def test_every_readme_curl_example_works(fresh_service: Service, tmp_path: Path)
             if "/events" in command and "-N" in command:
                 assert "event: status" in output or "event: snapshot" in output or ": connected" in output
     assert (tmp_path / "searchable.pdf").read_bytes().startswith(b"%PDF")
+    assert b"ocrx_word" in (tmp_path / "scan.hocr.html").read_bytes()
+    assert b"<String " in (tmp_path / "scan.alto.xml").read_bytes()

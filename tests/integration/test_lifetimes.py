@@ -46,7 +46,7 @@ async def test_nothing_of_a_live_job_expires_and_its_end_starts_the_ttl_of_all(r
     job_id = job["id"]
     await store.change(job_id, "acme", {"status": RUNNING}, allowed_from=list(ACTIVE))
     # What a worker and the web write while the job runs.
-    await store.write(job_id, ("HSET", keys.pages(job_id), 1, "{}"), ("HSET", keys.layers(job_id), 1, b"%PDF"))
+    await store.write(job_id, ("HSET", keys.pages(job_id), 1, "{}"), ("HSET", keys.text_bytes(job_id), "total", 2))
     await store.write(job_id, ("ZADD", keys.sched_pages(job_id), 3, 3))
     await store.write(job_id, ("SET", keys.cancel(job_id), "1"))
     await store.write(job_id, ("HINCRBY", keys.attempts(job_id), "pages:0", 1))

@@ -175,7 +175,7 @@ def test_blank_page() -> None:
 
 
 def test_to_dict_is_the_api_page_object() -> None:
-    result = PageResult(3, "text", "ocr", 91.5, 90, 612.0, 792.0, text_pdf=b"%PDF-")
+    result = PageResult(3, "text", "ocr", 91.5, 90, 612.0, 792.0)
     page = result.to_dict()
     assert page == {
         "number": 3,
