@@ -1,13 +1,9 @@
 """The fair scheduler: which page a free worker slot runs next, kept in Redis and changed only in Lua.
 
-The structure (keys in service/keys.py):
-
-    ocr:sched:tenants:<priority>        sorted set, the tenants with waiting pages, by turn (lowest next)
-    ocr:sched:jobs:<priority>:<tenant>  sorted set, that tenant's jobs with waiting pages, by turn
-    ocr:sched:pages:<job>               sorted set of the job's waiting page indices (score: the index)
-    ocr:sched:since                     hash, job -> ms since it has had waiting pages (also: "in a turn")
-    ocr:sched:turn                      counter of claims: the turns' clock (gone when nothing waits)
-    ocr:sched:leases                    sorted set, "<job>:<index>" -> ms when the claim on that page lapses
+The structure (service/keys.py, "The scheduler"): per priority, a sorted set of the tenants with
+waiting pages by turn; per priority and tenant, a sorted set of its jobs with waiting pages by turn; per
+job, a sorted set of its waiting page indices; a hash of when each job started waiting; a counter of
+claims (the turns' clock); and a sorted set of leases, "<job>:<index>" -> when the claim lapses.
 
 A claim takes the first tenant of the `normal` turn (of the `low` one only when no normal page waits),
 that tenant's first job, and the job's lowest waiting page; the job and the tenant then go to the back
@@ -19,10 +15,7 @@ it, one each, and no more. The claimed page gets a lease that its worker renews;
 (SIGKILL) or a page handed back (SIGTERM) puts the page back at the front of its job's turn, with one
 more try counted. A job's entries are taken out by the change that ends it (`sched_unschedule`, run by
 service/jobs/scripts.py), and a lease of an ended job is dropped when it lapses or is released:
-nothing of a job outlives it.
-
-Each page lives in exactly one of: the job's waiting pages, a lease, or the stored pages; so a page is
-never lost and, taken once per try, stored once (service/worker/page_store.py).
+nothing of a job outlives it. Each page is in exactly one place: waiting, leased, or stored.
 """
 
 from __future__ import annotations
@@ -50,8 +43,8 @@ def _lua_key(key: Callable[..., str], *lua_names: str) -> str:
 
 # Shared by the scheduler's scripts and the job-change script (which calls sched_unschedule).
 FUNCTIONS = f"""
-local SCHED_LEASES, SCHED_SINCE, SCHED_WAKE = '{keys.SCHED_LEASES}', '{keys.SCHED_SINCE}', '{keys.SCHED_WAKE_CHANNEL}'
-local SCHED_TURN = '{keys.SCHED_TURN}'
+local SCHED_LEASES, SCHED_SINCE, SCHED_TURN = '{keys.SCHED_LEASES}', '{keys.SCHED_SINCE}', '{keys.SCHED_TURN}'
+local SCHED_WAKE = '{keys.SCHED_WAKE_CHANNEL}'
 local function sched_tenants_key(prio) return {_lua_key(keys.sched_tenants, "prio")} end
 local function sched_jobs_key(prio, tenant) return {_lua_key(keys.sched_jobs, "prio", "tenant")} end
 local function sched_pages_key(job) return {_lua_key(keys.sched_pages, "job")} end
@@ -261,8 +254,7 @@ _CANCEL = (
     FUNCTIONS
     + """
 sched_unschedule(ARGV[1], ARGV[2], ARGV[3])
-if sched_job_leased(ARGV[1]) then return 1 end
-return 0
+return sched_job_leased(ARGV[1]) and 1 or 0
 """
 )
 
@@ -298,10 +290,7 @@ for _, prio in ipairs({'normal', 'low'}) do
       local at = tonumber(redis.call('HGET', SCHED_SINCE, job) or '')
       if at and (since == nil or at < since) then since = at end
     end
-    out[#out + 1] = prio
-    out[#out + 1] = tenant
-    out[#out + 1] = waiting
-    out[#out + 1] = since or -1
+    for _, value in ipairs({prio, tenant, waiting, since or -1}) do out[#out + 1] = value end
   end
 end
 return out
@@ -321,7 +310,7 @@ class Claimed:
 
     @property
     def lease(self) -> str:
-        return lease_member(self.job_id, self.index)
+        return f"{self.job_id}:{self.index}"
 
 
 @dataclass(frozen=True)
@@ -330,10 +319,6 @@ class TenantWaiting:
     tenant: str
     pages: int
     oldest_wait_s: float
-
-
-def lease_member(job_id: str, index: int) -> str:
-    return f"{job_id}:{index}"
 
 
 def _now_ms() -> int:
