@@ -140,6 +140,8 @@ async def _mark_running(state: WorkerState, ref: JobRef, tries: int) -> bool:
     attempt = max(int(ref.job.get("attempt") or 1), tries)
     if ref.job["status"] == RUNNING and attempt == ref.job.get("attempt"):
         return True
+    # Several pages of a queued job may start at once: only the first moves it to `running` (one event).
+    starting = ref.job["status"] == QUEUED and attempt == ref.job.get("attempt")
     running = await state.store.change(
         ref.job["id"],
         ref.tenant,
@@ -149,10 +151,11 @@ async def _mark_running(state: WorkerState, ref: JobRef, tries: int) -> bool:
             "message": "Starting" if attempt == 1 else f"Resuming (attempt {attempt})",
             "started_at": ref.job["started_at"] or utc_now(),
         },
-        allowed_from=[QUEUED, RUNNING],
+        allowed_from=[QUEUED] if starting else [QUEUED, RUNNING],
     )
     if running is None:
-        return False
+        current = await state.store.get(ref.job["id"]) if starting else None
+        return current is not None and current.job["status"] == RUNNING
     logger.info("job %s tenant=%s running, attempt %d", ref.job["id"], ref.tenant, attempt)
     return True
 
