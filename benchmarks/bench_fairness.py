@@ -1,4 +1,4 @@
-"""12. Sharing the workers fairly: a large document running, then small jobs and another tenant's.
+"""14. Sharing the workers fairly: a large document running, then small jobs and another tenant's.
 
 Three tenants on one service (OCR_CONCURRENCY at its default, one slot per core). Tenant A's scanned
 document of 200 pages (60 with --quick) runs alone first, for its pages per second. Then, in one run
@@ -33,7 +33,7 @@ from benchmarks.processes import Service, run_service
 from benchmarks.report import Section
 from service import keys
 
-KEY = "12"
+KEY = "14"
 TITLE = "Sharing the workers fairly: small jobs behind a large one, three tenants"
 TENANTS = {"a": "bench-key-a-0123456", "b": "bench-key-b-0123456", "c": "bench-key-c-0123456"}
 ENV = {"API_KEYS": ",".join(f"{t}:{k}" for t, k in TENANTS.items()), "SECRET_KEY": "s" * 32}

@@ -59,7 +59,8 @@ class Sampler(threading.Thread):
 async def run(ctx: Context) -> Section:
     section = Section(KEY, TITLE)
     clients = 300 if ctx.quick else 2000
-    with run_service(ctx.server, ctx.logdir, name="sse-fanout", workers=0) as service:
+    # One tenant holds every stream here: lift its per-process cap (MAX_STREAMS_PER_TENANT, 1,000).
+    with run_service(ctx.server, ctx.logdir, name="sse-fanout", workers=0, MAX_STREAMS_PER_TENANT="100000") as service:
         assert service.web is not None
         web_pid, redis_port = service.web.pid, ctx.server.port
         recorder = ChannelRecorder(service.redis_url)

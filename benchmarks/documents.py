@@ -41,6 +41,12 @@ def sentence_lines(seed: int, count: int, words_per_line: int = 11) -> list[str]
     return lines
 
 
+def lines_that_fit(page_pt: tuple[float, float], fontsize: float, lines: list[str]) -> list[str]:
+    """The first of `lines` that `_typeset` fits on a page of `page_pt` (54 pt margins)."""
+    room = page_pt[1] - 108.0 - fontsize
+    return lines[: max(0, int(room // (fontsize * 1.45)) + 1)]
+
+
 def _typeset(page: pymupdf.Page, lines: list[str], fontsize: float) -> None:
     y = 54.0 + fontsize
     for line in lines:
@@ -53,10 +59,12 @@ def page_lines(seed: int, *, dense: bool = True) -> list[str]:
     return sentence_lines(seed, 40 if dense else 8)
 
 
-def scan_image(lines: list[str], *, dpi: int = 300) -> Image.Image:
+def scan_image(
+    lines: list[str], *, dpi: int = 300, page_pt: tuple[float, float] = LETTER_PT, fontsize: float = 11.0
+) -> Image.Image:
     doc = pymupdf.open()
-    page = doc.new_page(width=LETTER_PT[0], height=LETTER_PT[1])
-    _typeset(page, lines, 11.0)
+    page = doc.new_page(width=page_pt[0], height=page_pt[1])
+    _typeset(page, lines, fontsize)
     pixmap = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY, alpha=False)
     image = Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
     image.info["dpi"] = (dpi, dpi)

@@ -40,12 +40,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session (its own process group), output appended to `log`."""
+def spawn(
+    argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in `cwd` (the repository) in a new session (its own process group), output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            list(argv), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     _LIVE.add(process)
@@ -214,6 +216,8 @@ class Service:
     env: dict[str, str]
     port: int
     logdir: Path
+    # The checkout the processes run from: this one, or another version of the service (a baseline).
+    root: Path = ROOT
     web: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _worker_count: int = 0
@@ -228,13 +232,13 @@ class Service:
 
     def start_web(self, *, prefix: Sequence[str] = ()) -> None:
         self.web = spawn([*prefix, sys.executable, "-m", "service.web"], log=self.logdir / f"{self.name}-web.log",
-                         env=self.env)
+                         env=self.env, cwd=self.root)
 
     def start_worker(self, *, prefix: Sequence[str] = (), env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         n = self._worker_count
         self._worker_count += 1
         worker = spawn([*prefix, sys.executable, "worker.py"], log=self.logdir / f"{self.name}-worker{n}.log",
-                       env=self.env | (env or {}))
+                       env=self.env | (env or {}), cwd=self.root)
         self.workers.append(worker)
         return worker
 
@@ -280,10 +284,17 @@ class Service:
 
 @contextlib.contextmanager
 def run_service(
-    server: RedisServer, logdir: Path, *, name: str, workers: int = 1, web_prefix: Sequence[str] = (), **env: str
+    server: RedisServer,
+    logdir: Path,
+    *,
+    name: str,
+    workers: int = 1,
+    web_prefix: Sequence[str] = (),
+    root: Path = ROOT,
+    **env: str,
 ) -> Iterator[Service]:
     port = free_port()
-    service = Service(name, service_env(server.url(server.fresh_db()), port, **env), port, logdir)
+    service = Service(name, service_env(server.url(server.fresh_db()), port, **env), port, logdir, root=root)
     try:
         service.start_web(prefix=web_prefix)
         for _ in range(workers):

@@ -40,12 +40,14 @@ BENCHMARKS = {
     "split": "benchmarks.bench_split",
     "fairness": "benchmarks.bench_fairness",
     "sse-fanout": "benchmarks.bench_sse_fanout",
+    "streams": "benchmarks.bench_streams",
     "loop-lag": "benchmarks.bench_loop_lag",
     "celery": "benchmarks.bench_celery",
     "degraded": "benchmarks.bench_degraded",
     "outputs": "benchmarks.bench_outputs",
     "profile": "benchmarks.bench_profile",
     "soak": "benchmarks.soak",
+    "memory": "benchmarks.bench_memory",
 }
 # Run only when named (`--only soak`): many minutes of traffic, more than the rest of the suite together.
 ON_REQUEST = {"soak"}

@@ -177,7 +177,7 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             store=store,
             cache=ContentCache(redis, store),
             hub=hub,
-            backlogs=Backlogs(redis),
+            backlogs=Backlogs(redis, hub.connected.is_set),
             installed_langs=installed_languages(),
             streams=StreamSlots(settings.max_streams_per_tenant),
             dashboard=SharedFigures(redis, lambda: hub.clients),

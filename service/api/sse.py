@@ -109,9 +109,11 @@ class EventStream(Response):
         watcher: asyncio.Task[None] | None = None
         try:
             await self._send(send, {"type": "http.response.start", "status": 200, "headers": HEADERS})
-            head, self.head = self.head, b""  # not kept for the stream's life
-            if head:
-                await self._send(send, {"type": "http.response.body", "body": head, "more_body": True})
+            if self.head:
+                message: Message = {"type": "http.response.body", "body": self.head, "more_body": True}
+                self.head = b""  # not kept for the stream's life (nor is `message`, once sent)
+                await self._send(send, message)
+                del message
             if self.source is not None:
                 watcher = asyncio.ensure_future(_until_disconnect(receive, self.source))
                 await self._pump(send, self.source)

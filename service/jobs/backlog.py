@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import keys
 from service.jobs.events import event_payload
@@ -147,27 +149,48 @@ async def read_job_backlog(redis: Redis, job_id: str, last_event_id: int | None)
     return job_backlog(state, last_event_id), state.seq
 
 
-class Backlogs:
-    """The web process's shared reads of stream state (one per job, feed or snapshot at a time)."""
+# How long a stream's opening keeps retrying a read that failed while Redis is known to be up.
+PATIENCE_S = 20.0
 
-    def __init__(self, redis: Redis) -> None:
+
+class Backlogs:
+    """The web process's shared reads of stream state (one per job, feed or snapshot at a time).
+
+    A reconnect storm can keep the process's event loop so busy that a new pooled connection takes
+    longer than its connect timeout, though Redis is fine. While the event hub's own connection says
+    Redis is up (`reachable`), such a read is tried again, for up to PATIENCE_S, rather than refused
+    with a 503; once the hub has lost Redis too, it fails at once."""
+
+    def __init__(self, redis: Redis, reachable: Callable[[], bool]) -> None:
         self.redis = redis
+        self.reachable = reachable
         self.jobs: SingleFlight[str, JobState] = SingleFlight()
         self.feeds: SingleFlight[str, FeedState] = SingleFlight()
         self.snapshots: SingleFlight[str, list[Job]] = SingleFlight()
 
+    async def _patiently(self, read: Callable[[], Awaitable[V]]) -> V:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE_S
+        while True:
+            try:
+                return await read()
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                if not self.reachable() or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
     async def job(self, job_id: str) -> JobState:
-        return await self.jobs.get(job_id, lambda: read_job_state(self.redis, job_id))
+        return await self.jobs.get(job_id, lambda: self._patiently(lambda: read_job_state(self.redis, job_id)))
 
     async def feed(
         self, tenant: str, last_event_id: int | None, snapshot: Callable[[], Awaitable[list[Job]]]
     ) -> tuple[list[Entry], int]:
         """The feed's events after `last_event_id`, else one `snapshot` event with the tenant's newest jobs
         (read once for every feed of the tenant opening at once). Returns (events, the feed's seq)."""
-        state = await self.feeds.get(tenant, lambda: read_feed_state(self.redis, tenant))
+        state = await self.feeds.get(tenant, lambda: self._patiently(lambda: read_feed_state(self.redis, tenant)))
         events = feed_backlog(state, last_event_id)
         if events is None:
-            jobs = await self.snapshots.get(tenant, snapshot)
+            jobs = await self.snapshots.get(tenant, lambda: self._patiently(snapshot))
             events = [(state.seq, "snapshot", {"jobs": jobs})]
         return events, state.seq
 

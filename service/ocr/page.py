@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pymupdf
@@ -261,15 +263,23 @@ def _read(
 ) -> _Reading:
     """OCR of the rendered page turned `rotation` degrees clockwise, then levelled by `skew_deg`."""
     upright = turn(rendered.pixels, rotation)
+    page_size = (upright.shape[1], upright.shape[0])
     # A small turn and a quarter turn commute: the lean found on the page as it came levels it upright.
     pixels, skew_deg = level(upright, skew_deg)
-    parsed = parse_tsv(
-        tesseract.recognise(pixels, lang=options.lang, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
-    )
+    read_size = (pixels.shape[1], pixels.shape[0])
+    with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
+        image = Path(tmp) / "page.tif"
+        tesseract.write_image(pixels, image)
+        # On disk now: the turned and levelled copies (80 MB for a 40-megapixel page) are not held while
+        # Tesseract reads it.
+        del upright, pixels
+        parsed = parse_tsv(
+            tesseract.recognise(image, lang=options.lang, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
+        )
     frame = Frame(
         dpi=rendered.dpi,
-        read=(pixels.shape[1], pixels.shape[0]),
-        page=(upright.shape[1], upright.shape[0]),
+        read=read_size,
+        page=page_size,
         skew_deg=round(skew_deg, 4),
     )
     return _Reading(parsed, from_tsv(parsed.words, frame), skew_deg)

@@ -70,6 +70,9 @@ FADED_CONTRAST = 0.55
 _SAUVOLA_R = 128.0
 # The rows sampled for the check: every this many rows, a band of three (a speck needs its neighbours).
 _SAMPLE_EVERY_ROWS = 12
+# Rows worked on at once where a whole page of floats would be large: sampled rows divided by the
+# background (a 300-dpi letter page samples 275), rows of Sauvola's threshold.
+_ROWS_AT_ONCE = 64
 # Normalised levels: a pixel this light is paper, this dark is ink.
 _PAPER = 0.75
 _INK = 0.4
@@ -145,39 +148,47 @@ def assess(pixels: np.ndarray, background: Background) -> Condition:
     centres = np.arange(1, height - 1, _SAMPLE_EVERY_ROWS)
     if centres.size == 0 or width < 3:
         return Condition(light=light, specks=0.0, noise=0.0, contrast=1.0)
-    # Each sampled row with the rows above and below it, divided by the background (nearest, by block).
+    # Each sampled row with the rows above and below it, divided by the background (nearest, by block),
+    # a few hundred sampled rows at a time: all at once, a 40-megapixel page's bands took 100 MB of floats.
     columns = np.minimum(np.arange(width) // background.factor, paper.shape[1] - 1)
-    bands = []
-    for offset in (-1, 0, 1):
-        rows = centres + offset
-        lit = paper[np.minimum(rows // background.factor, paper.shape[0] - 1)][:, columns]
-        bands.append(pixels[rows].astype(np.float32) / lit.astype(np.float32))
-    above, centre, below = bands
-    middle = centre[:, 1:-1]
-    left, right, up, down = centre[:, :-2], centre[:, 2:], above[:, 1:-1], below[:, 1:-1]
-    neighbours = np.minimum(np.minimum(left, right), np.minimum(up, down))
-    on_paper = neighbours > _PAPER
-    paper_pixels = int(np.count_nonzero(on_paper))
+    paper_pixels, speck_pixels = 0, 0
+    deviations, inks = [], []
+    for chunk in np.array_split(centres, -(-centres.size // _ROWS_AT_ONCE)):
+        bands = []
+        for offset in (-1, 0, 1):
+            rows = chunk + offset
+            lit = paper[np.minimum(rows // background.factor, paper.shape[0] - 1)][:, columns]
+            bands.append(pixels[rows].astype(np.float32) / lit.astype(np.float32))
+        above, centre, below = bands
+        middle = centre[:, 1:-1]
+        left, right, up, down = centre[:, :-2], centre[:, 2:], above[:, 1:-1], below[:, 1:-1]
+        neighbours = np.minimum(np.minimum(left, right), np.minimum(up, down))
+        on_paper = neighbours > _PAPER
+        paper_pixels += int(np.count_nonzero(on_paper))
+        speck_pixels += int(np.count_nonzero(on_paper & (middle < _INK)))
+        # Against the mean of its four neighbours a pixel of iid noise deviates by sigma * sqrt(1 + 1/4).
+        deviations.append((middle - (left + right + up + down) / 4)[on_paper & (middle > _PAPER)])
+        inks.append(middle[(middle < _INK + 0.2) & ~on_paper])
     if paper_pixels == 0:
         return Condition(light=light, specks=0.0, noise=0.0, contrast=1.0)
-    specks = np.count_nonzero(on_paper & (middle < _INK)) / paper_pixels
-    # Against the mean of its four neighbours a pixel of iid noise deviates by sigma * sqrt(1 + 1/4);
-    # the median absolute deviation ignores the specks and the odd stroke edge.
-    deviation = (middle - (left + right + up + down) / 4)[on_paper & (middle > _PAPER)]
+    specks = speck_pixels / paper_pixels
+    # The median absolute deviation ignores the specks and the odd stroke edge.
+    deviation = np.concatenate(deviations)
     sigma = 1.4826 * float(np.median(np.abs(deviation))) / np.sqrt(1.25) if deviation.size else 0.0
-    ink = middle[(middle < _INK + 0.2) & ~on_paper]
+    ink = np.concatenate(inks)
     contrast = 1.0 - float(np.median(ink)) if ink.size > 100 else 1.0
     return Condition(light=light, specks=float(specks), noise=sigma / max(contrast, 0.05), contrast=contrast)
 
 
 def clean(pixels: np.ndarray, dpi: int, background: Background, condition: Condition) -> np.ndarray:
-    """`pixels` divided by the background, despeckled where `condition` says so, smoothed, binarised."""
+    """`pixels` divided by the background, despeckled where `condition` says so, smoothed, binarised.
+    Each step writes over the last one's page: a 40-megapixel page holds two page-sized arrays at most."""
     height, width = pixels.shape
-    lit = cv2.resize(background.small, (width, height), interpolation=cv2.INTER_LINEAR)
-    page = cv2.divide(pixels, lit, scale=255)
+    page = cv2.resize(background.small, (width, height), interpolation=cv2.INTER_LINEAR)
+    cv2.divide(pixels, page, dst=page, scale=255)
     if condition.specks > MAX_SPECK_SHARE:
         page = cv2.medianBlur(page, 3)
-    page = cv2.GaussianBlur(page, (0, 0), max(0.5, dpi / 300))
+    cv2.GaussianBlur(page, (0, 0), max(0.5, dpi / 300), dst=page)
     return sauvola(page, dpi, k=_FADED_SAUVOLA_K if condition.contrast < FADED_CONTRAST else _SAUVOLA_K)
 
 
@@ -188,18 +199,33 @@ def sauvola(pixels: np.ndarray, dpi: int, *, k: float = _SAUVOLA_K) -> np.ndarra
     The window's statistics are taken on a copy at half the resolution and the threshold scaled back up:
     over a window of 40-odd pixels it barely changes from one pixel to the next (99.9% of pixels come out
     the same), and it costs a third of the full-resolution computation (35 ms rather than 110 ms on a
-    300-dpi letter page)."""
+    300-dpi letter page). It is scaled up as 8-bit levels rather than floats (below); against a threshold
+    scaled up as floats, 99.99% of the pixels of the degraded pages of BENCHMARKS.md section 9 come out
+    the same."""
     height, width = pixels.shape
     factor = 2 if min(height, width) >= 64 else 1
     small = pixels
     if factor > 1:
         small = cv2.resize(pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     side = 2 * round(_SAUVOLA_WINDOW_IN * dpi / factor / 2) + 1
-    page = small.astype(np.float32)
-    mean = cv2.boxFilter(page, cv2.CV_32F, (side, side))
-    variance = cv2.subtract(cv2.sqrBoxFilter(page, cv2.CV_32F, (side, side)), cv2.multiply(mean, mean))
-    deviation = cv2.sqrt(np.maximum(variance, 0.0, out=variance))
-    threshold = mean * (deviation * np.float32(k / _SAUVOLA_R) + np.float32(1.0 - k))
+    # A pixel's integer level is above the threshold exactly when it is above the threshold's integer
+    # part, so the threshold is kept in 8 bits, and worked out a band of rows at a time (each band's box
+    # filters reach `side // 2` rows beyond it, so every row sees its whole window): a 40-megapixel page
+    # needs no page of floats at all, where the whole-page filters took 160 MB of them.
+    levels: np.ndarray = np.empty(small.shape, dtype=np.uint8)
+    reach = side // 2
+    for top in range(0, small.shape[0], _ROWS_AT_ONCE):
+        bottom = min(top + _ROWS_AT_ONCE, small.shape[0])
+        above, rows = max(0, top - reach), slice(top - max(0, top - reach), bottom - max(0, top - reach))
+        window = small[above : min(small.shape[0], bottom + reach)]
+        mean: np.ndarray = cv2.boxFilter(window, cv2.CV_32F, (side, side))[rows]
+        threshold: np.ndarray = cv2.sqrBoxFilter(window, cv2.CV_32F, (side, side))[rows]
+        threshold -= mean * mean
+        cv2.sqrt(np.maximum(threshold, 0.0, out=threshold), dst=threshold)
+        threshold *= np.float32(k / _SAUVOLA_R)
+        threshold += np.float32(1.0 - k)
+        threshold *= mean
+        levels[top:bottom] = np.clip(threshold, 0, 255, out=threshold)  # truncated: floor
     if factor > 1:
-        threshold = cv2.resize(threshold, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.asarray(cv2.compare(pixels.astype(np.float32), threshold, cv2.CMP_GT))
+        levels = cv2.resize(levels, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.compare(pixels, levels, cv2.CMP_GT, dst=levels))

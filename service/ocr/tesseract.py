@@ -44,22 +44,24 @@ class TesseractRun:
 
 
 def run(
-    pixels: np.ndarray,
+    pixels: np.ndarray | Path,
     args: list[str],
     *,
     output_exts: tuple[str, ...],
     timeout_s: float,
     cancel: CancelToken,
 ) -> TesseractRun:
-    """Run `tesseract <image> <outbase> *args` on 8-bit grayscale `pixels`.
+    """Run `tesseract <image> <outbase> *args` on 8-bit grayscale `pixels`, or on an image file written
+    by write_image().
 
     Raises OcrCancelled if the token is (or gets) cancelled, TransientOcrError on timeout or death by a
     signal. A nonzero exit is returned to the caller, who knows whether it means failure.
     """
     cancel.raise_if_cancelled()
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
-        image = Path(tmp) / "page.tif"
-        write_image(pixels, image)
+        image = pixels if isinstance(pixels, Path) else Path(tmp) / "page.tif"
+        if not isinstance(pixels, Path):
+            write_image(pixels, image)
         outbase = str(Path(tmp) / "out") if output_exts else "stdout"
         argv = [TESSERACT, str(image), outbase, *args]
         # The context manager closes the pipes and reaps the process however we leave.
@@ -98,8 +100,8 @@ def run(
         return TesseractRun(process.returncode, stdout, stderr, outputs)
 
 
-def recognise(pixels: np.ndarray, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken) -> str:
-    """OCR one upright page image: its TSV."""
+def recognise(pixels: np.ndarray | Path, *, lang: str, dpi: int, timeout_s: float, cancel: CancelToken) -> str:
+    """OCR one upright page image (its pixels, or the file write_image() wrote them to): its TSV."""
     result = run(
         pixels,
         ["--dpi", str(dpi), "-l", lang, "--psm", "3", "tsv"],

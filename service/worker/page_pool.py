@@ -41,6 +41,7 @@ _FRAME = struct.Struct("!I")
 MEMORY_ENV = "OCR_PAGE_MEMORY_BYTES"
 PARENT_ENV = "OCR_PAGE_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True)
 # The directory holding the `service` package: the child imports it from there, wherever it was started.
 _ROOT = Path(__file__).resolve().parents[2]
 # A replacement child that fails to start (out of memory, out of processes) is tried again after
@@ -55,9 +56,13 @@ _CANCEL_POLL_S = 0.2
 
 
 def child_env(memory_bytes: int) -> dict[str, str]:
-    """A page process's environment: the minimal one (no secrets), its memory cap, and where `service` is."""
+    """A page process's environment: the minimal one (no secrets), its memory cap, and where `service` is.
+
+    numpy's OpenBLAS would start a thread per core at import, each with its own stack and malloc arena:
+    180 MB of address space that a page process (one per core already) never uses, and that would count
+    against its `PAGE_MEMORY_MB`."""
     python_path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return minimal_env({MEMORY_ENV: str(memory_bytes), "PYTHONPATH": python_path})
+    return minimal_env({MEMORY_ENV: str(memory_bytes), "PYTHONPATH": python_path, "OPENBLAS_NUM_THREADS": "1"})
 
 
 class _Child:
@@ -259,6 +264,15 @@ def _serve(stdin: Any, stdout: Any) -> None:
         body = pickle.dumps(reply)
         stdout.write(_FRAME.pack(len(body)) + body)
         stdout.flush()
+        _give_back_memory()
+
+
+def _give_back_memory() -> None:
+    """Hand the memory a page freed back to the system. A huge page's arrays come and go as separate
+    mappings, but the smaller pieces of its work stay in the C heap, which glibc keeps for reuse: a
+    page process that once read a 40-megapixel page would hold tens of MB more for the rest of its life."""
+    with contextlib.suppress(OSError, AttributeError):
+        _LIBC.malloc_trim(0)
 
 
 def _die_with_the_worker() -> None:
@@ -271,7 +285,7 @@ def _die_with_the_worker() -> None:
 
     signal.signal(signal.SIGTERM, end_group)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(os.environ.get(PARENT_ENV, os.getppid())):
         end_group(signal.SIGTERM, None)  # the worker died before the kernel was asked to tell
 

@@ -6,12 +6,15 @@ import asyncio
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from service.errors import OcrCancelled, TextTooLarge, TransientOcrError
 from service.ocr import CancelToken, PageOptions
 from service.worker import page_pool
 from service.worker.page_pool import PagePool
+from tests.unit import ocr_samples
 from tests.unit.ocr_samples import text_pdf
 
 PDF = "application/pdf"
@@ -103,3 +106,23 @@ async def test_a_page_over_its_text_cap_is_refused_in_its_process(document: Path
             await pool.run_page(document, PDF, 0, PageOptions(), CancelToken(), deadline_s=30)
     finally:
         await pool.close()
+
+
+async def test_a_40_megapixel_photo_is_read_within_600_mb_of_address_space(tmp_path: Path) -> None:
+    """A 40-megapixel photographed page goes through every step (render, the check, the cleaning, the
+    skew, Tesseract) in a page process limited as PAGE_MEMORY_MB=600 limits it: RLIMIT_AS, inherited by
+    its Tesseract. The libraries alone map 360 MB of that, so a page's work has about 240 MB: a full-size
+    copy too many, or a page of floats (160 MB), ends the page with a memory error and fails this test."""
+    image = ocr_samples.scan(dpi=450, width_pt=1216, height_pt=832, fontsize=18, skew_deg=1.5)
+    assert image.width * image.height > 39_000_000
+    light = np.linspace(1.0, 0.45, image.width, dtype=np.float32)[None, :]
+    photo = Image.fromarray((np.asarray(image, dtype=np.float32) * light).astype(np.uint8))
+    path = tmp_path / "photo.jpg"
+    photo.save(path, "JPEG", quality=90, dpi=(450, 450))
+    pool = PagePool(1, memory_bytes=600 * 1024 * 1024)
+    await pool.start()
+    try:
+        page, _ = await pool.run_page(path, "image/jpeg", 0, PageOptions(), CancelToken(), deadline_s=120)
+    finally:
+        await pool.close()
+    assert page.preprocessed and ocr_samples.cer(ocr_samples.TEXT, page.text) < 0.05

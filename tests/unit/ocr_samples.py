@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 
+import numpy as np
 import pymupdf
 from PIL import Image
 
@@ -31,17 +32,22 @@ FONT_SIZE = 18.0
 
 
 def cer(expected: str, actual: str) -> float:
-    """Character error rate: Levenshtein distance over the expected length, whitespace normalised."""
+    """Character error rate: Levenshtein distance over the expected length, whitespace normalised.
+
+    Row by row, vectorised: in a row, the cost through an insertion is the running minimum of
+    (cost - column) plus the column, so a page of ten thousand characters takes a second, not minutes."""
     a, b = _normalise(expected), _normalise(actual)
     if not a:
         return 0.0 if not b else 1.0
-    previous = list(range(len(b) + 1))
+    columns = np.arange(len(b) + 1)
+    codes = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    previous = columns.copy()
     for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1] / len(a)
+        current = np.empty_like(previous)
+        current[0] = i
+        current[1:] = np.minimum(previous[1:] + 1, previous[:-1] + (codes != ord(char_a)))
+        previous = np.minimum.accumulate(current - columns) + columns
+    return int(previous[-1]) / len(a)
 
 
 def _normalise(text: str) -> str:

@@ -60,3 +60,25 @@ async def test_a_failed_read_fails_its_callers_and_a_caller_leaving_does_not_can
         return 7
 
     assert await asyncio.wait_for(flight.get("job", works), 5) == 7
+
+
+async def test_a_read_that_fails_while_redis_is_known_up_is_tried_again_and_only_then() -> None:
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from service.jobs.backlog import Backlogs
+
+    attempts: list[int] = []
+
+    async def slow_to_connect() -> int:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RedisTimeoutError("Timeout connecting to server")  # a busy loop, not a lost Redis
+        return 5
+
+    up = Backlogs(None, reachable=lambda: True)  # type: ignore[arg-type]
+    assert await asyncio.wait_for(up._patiently(slow_to_connect), 5) == 5 and len(attempts) == 3
+    attempts.clear()
+    down = Backlogs(None, reachable=lambda: False)  # type: ignore[arg-type]
+    with pytest.raises(RedisTimeoutError):
+        await asyncio.wait_for(down._patiently(slow_to_connect), 5)
+    assert len(attempts) == 1, "the hub has lost Redis too: a 503 at once"
