@@ -38,6 +38,7 @@ BENCHMARKS = {
     "text-layer": "benchmarks.bench_text_layer",
     "event-latency": "benchmarks.bench_event_latency",
     "split": "benchmarks.bench_split",
+    "fairness": "benchmarks.bench_fairness",
     "sse-fanout": "benchmarks.bench_sse_fanout",
     "streams": "benchmarks.bench_streams",
     "loop-lag": "benchmarks.bench_loop_lag",

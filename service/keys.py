@@ -14,10 +14,12 @@ the very change that ends it, see service/jobs/scripts.py):
     ocr:text-bytes:<id>   bytes the job's pages store, against MAX_DOCUMENT_TEXT_MB
     ocr:result:<id>       the result's own fields (id, pages_total, lang, duration_ms), JSON; its text and
                           pages are served from ocr:pages:<id> in page order, never joined in one value
-    ocr:ranges:<id>       set of page ranges finished (documents split across workers)
+    ocr:sched:pages:<id>  sorted set of the job's pages waiting for a worker (service/jobs/schedule.py);
+                          taken out, not expired, by the change that ends the job
     ocr:finalize:<id>     set once by whichever range assembles the result
     ocr:cancel:<id>       present once the job was asked to stop
-    ocr:attempts:<id>     hash: unit -> how often it failed unexpectedly, or was re-queued by the cron
+    ocr:attempts:<id>     hash: unit -> how often it failed unexpectedly, or was re-queued by the cron;
+                          try:<index> -> how often a page went back to wait (a lapsed lease, a hand-back, a retry)
 
 Per tenant:
     ocr:tenant-jobs:<t>    sorted set of job ids by creation time (listing); pruned by the cleanup cron
@@ -31,6 +33,15 @@ Per tenant:
     ocr:idempotency:<t>:<sha256 of the key>  "<job id> <fingerprint of the submission>" for an
                            Idempotency-Key: lives exactly as long as that job (its meta names it, so the
                            change that ends the job expires it and deleting the job deletes it)
+
+The scheduler (service/jobs/schedule.py; its scripts spell these keys through the functions below):
+    ocr:sched:tenants:<priority>         sorted set: the turn of tenants with waiting pages
+    ocr:sched:jobs:<priority>:<tenant>   sorted set: the turn of the tenant's jobs with waiting pages
+    ocr:sched:since                      hash: job id -> ms since it has had waiting pages
+    ocr:sched:turn                       counter of claims, the turns' clock (gone when nothing waits)
+    ocr:sched:leases                     sorted set: "<job id>:<page index>" -> ms its worker's claim lapses
+    ocr:sched:wake                       channel: pages are waiting (idle workers claim)
+    (a job's entries leave with its end; a tenant's lists are gone when it has nothing waiting)
 
 Process-wide:
     ocr:workers            sorted set: worker id -> time of its last heartbeat
@@ -47,6 +58,10 @@ EVENTS_CHANNEL = PREFIX + "events"
 CANCEL_CHANNEL = PREFIX + "cancel"
 WORKERS = PREFIX + "workers"
 METRICS = PREFIX + "metrics"
+SCHED_LEASES = PREFIX + "sched:leases"
+SCHED_SINCE = PREFIX + "sched:since"
+SCHED_TURN = PREFIX + "sched:turn"
+SCHED_WAKE_CHANNEL = PREFIX + "sched:wake"
 
 
 def job(job_id: str) -> str:
@@ -81,8 +96,8 @@ def result(job_id: str) -> str:
     return f"{PREFIX}result:{job_id}"
 
 
-def ranges(job_id: str) -> str:
-    return f"{PREFIX}ranges:{job_id}"
+def sched_pages(job_id: str) -> str:
+    return f"{PREFIX}sched:pages:{job_id}"
 
 
 def finalize(job_id: str) -> str:
@@ -110,12 +125,20 @@ def job_keys(job_id: str) -> list[str]:
             pages,
             text_bytes,
             result,
-            ranges,
+            sched_pages,
             finalize,
             cancel,
             attempts,
         )
     ]
+
+
+def sched_tenants(priority: str) -> str:
+    return f"{PREFIX}sched:tenants:{priority}"
+
+
+def sched_jobs(priority: str, tenant: str) -> str:
+    return f"{PREFIX}sched:jobs:{priority}:{tenant}"
 
 
 def tenant_jobs(tenant: str) -> str:

@@ -55,6 +55,7 @@ JOB = {
                 "dpi": {"type": "integer"},
                 "force_ocr": {"type": "boolean"},
                 "pages": {"type": "string"},
+                "priority": {"type": "string", "enum": ["normal", "low"]},
             },
         },
         "cached": {"type": "boolean"},
@@ -117,6 +118,7 @@ OPTIONS_FIELDS = {
     "lang": {"type": "string", "example": "eng"},
     "dpi": {"type": "integer", "minimum": 72, "maximum": 600},
     "force_ocr": {"type": "string", "enum": ["true", "false"]},
+    "priority": {"type": "string", "enum": ["normal", "low"]},
     "webhook_url": {"type": "string", "format": "uri"},
     "pages": {"type": "string", "example": "1-3,7,10-", "description": "1-based pages and ranges; 10- is to the end"},
 }

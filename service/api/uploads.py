@@ -18,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.jobs.schedule import NORMAL, PRIORITIES
 from service.jobs.submit import Submission
 from service.params import (
     MAX_NUMBER_CHARS,
@@ -26,6 +27,7 @@ from service.params import (
     header_text,
     load_json,
     parse_bool,
+    parse_choice,
     parse_idempotency_key,
     parse_int,
     parse_media_type,
@@ -132,7 +134,8 @@ def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) ->
     force_ocr = parse_bool(fields.get("force_ocr") or "false", "force_ocr")
     webhook_raw = (fields.get("webhook_url") or "").strip()
     webhook_url = parse_url(webhook_raw, "webhook_url") if webhook_raw else None
-    options: dict[str, Any] = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
+    priority = parse_choice(fields.get("priority") or NORMAL, "priority", PRIORITIES)
+    options: dict[str, Any] = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr, "priority": priority}
     pages_raw = fields.get("pages") or ""
     if pages_raw.strip():
         # Shown (and cached) in its one written form: "3,1-2" and "1-3" are the same selection.

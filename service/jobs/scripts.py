@@ -10,11 +10,15 @@ What they guarantee together:
   (a worker, a cancel in the web, a cache hit), it is queued exactly once, and no crash can fall
   between the end and the enqueue. It carries the job as it ended, so it survives the job's deletion.
 - The tenant's indexes (job list, feed) never expire while one of its jobs is live (`keep_tenant`).
+- The change that ends a job takes its pages out of the scheduler (service/jobs/schedule.py) in the
+  same step: an ended job's pages are never claimed, and it leaves nothing there.
 - Creating a job checks the tenant's quota in the same step (`_CREATE`), so a burst of submissions
   cannot all slip under it.
 """
 
 from __future__ import annotations
+
+from service.jobs import schedule
 
 # The keys and arguments the change function reads (the create script appends more after them).
 # KEYS: 1 job, 2 seq, 3 events, 4 feed, 5 feed seq, 6 tenant active set, 7 tenant jobs, 8 meta,
@@ -44,6 +48,7 @@ end
 
 _FUNCTIONS = (
     _KEEP_TENANT
+    + schedule.FUNCTIONS
     + """
 local function is_terminal(status)
   return status ~= nil and string.find(',' .. ARGV[10] .. ',', ',' .. status .. ',', 1, true) ~= nil
@@ -61,6 +66,7 @@ local function end_job(out)
   local idempotency = redis.call('HGET', KEYS[8], 'idempotency_key')
   if idempotency then redis.call('EXPIRE', idempotency, ttl) end
   redis.call('SREM', KEYS[6], ARGV[5])
+  sched_unschedule(ARGV[5], ARGV[6], redis.call('HGET', KEYS[8], 'priority') or 'normal')
   local url = redis.call('HGET', KEYS[8], 'webhook_url')
   if ARGV[12] ~= '' and url and url ~= '' and redis.call('EXISTS', KEYS[10]) == 0 then
     -- arq's own enqueue (arq/connections.py enqueue_job): the serialized job under its key, the id in the
@@ -89,7 +95,7 @@ local function apply_change()
   local old_status = job['status']
   local change = cjson.decode(ARGV[1])
   for k, v in pairs(change) do
-    -- progress never goes backwards: late page results of a concurrent range must not undo newer ones
+    -- progress never goes backwards: late results of pages run concurrently must not undo newer ones
     if (k == 'progress' or k == 'pages_done') and type(job[k]) == 'number' and type(v) == 'number' and v < job[k] then
     else
       job[k] = v

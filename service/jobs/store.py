@@ -26,6 +26,7 @@ from service.connections import serialize_job
 from service.errors import NotFound, TooManyJobs
 from service.jobs import scripts
 from service.jobs.record import TERMINAL, Job, JobRef, looks_like_job_id
+from service.jobs.schedule import Schedule
 from service.jobs.units import DELIVER_WEBHOOK, UNIT_EXPIRES_MS, webhook_arq_id
 
 _TERMINAL_ARG = ",".join(sorted(TERMINAL))
@@ -65,6 +66,8 @@ class JobStore:
         self._create = redis.register_script(scripts.CREATE)
         self._write = redis.register_script(scripts.WRITE)
         self._delete = redis.register_script(scripts.DELETE)
+        # The fair scheduler of the jobs' pages, whose entries the job-ending change also takes out.
+        self.schedule = Schedule(redis)
 
     async def create(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,17 +17,7 @@ from service.jobs.cache import ContentCache, content_key
 from service.jobs.documents import check_document
 from service.jobs.record import FAILED, QUEUED, Job, new_job, new_job_id, utc_now
 from service.jobs.store import AlreadySubmitted, JobStore, too_many_jobs
-from service.jobs.units import (
-    FETCH_DOCUMENT,
-    OCR_PAGES,
-    UNIT_EXPIRES_MS,
-    download_arq_id,
-    encode_ranges,
-    job_page_indices,
-    nothing_selected,
-    page_ranges,
-    range_arq_id,
-)
+from service.jobs.units import FETCH_DOCUMENT, UNIT_EXPIRES_MS, download_arq_id, job_page_indices, nothing_selected
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +29,7 @@ class Submission:
 
     document: bytes | None  # None when the worker is to download `source_url`
     filename: str
-    options: dict[str, Any]  # lang, dpi, force_ocr, pages (when given): what the job object shows
+    options: dict[str, Any]  # lang, dpi, force_ocr, priority, pages (when given): what the job object shows
     webhook_url: str | None
     source_url: str | None
     idempotency_key: str | None = None  # the client's Idempotency-Key header
@@ -103,6 +93,7 @@ async def _submit(
     # which checks it and adds the job in one step, so a burst of submissions cannot all slip under it.
     if await store.active_count(tenant) >= settings.max_active_jobs:
         raise too_many_jobs(settings.max_active_jobs)
+    meta["priority"] = submission.options["priority"]
     # Refuse internal addresses now, with a 400 the client sees; the worker checks again when it connects.
     for url in (submission.webhook_url, submission.source_url):
         if url is not None:
@@ -130,11 +121,9 @@ async def _submit(
             return cached, True
 
     job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=pages_total)
-    ranges = page_ranges(pages_total, settings.split_pages)
-    meta["ranges"] = encode_ranges(ranges)
     job = await store.create(job, tenant=tenant, meta=meta, document=document, max_active=settings.max_active_jobs)
-    calls = [(OCR_PAGES, (job["id"], first, last), range_arq_id(job["id"], first)) for first, last in ranges]
-    await _enqueue_or_fail(store, job, tenant, calls)
+    indices = job_page_indices(meta, checked.pages_total)
+    await _enqueue_or_fail(store, job, tenant, lambda: store.schedule.add(job["id"], tenant, meta["priority"], indices))
     logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, pages_total, len(document))
     return job, False
 
@@ -147,19 +136,24 @@ async def _submit_url(
     job["message"] = "Queued for download"
     meta["source_url"] = submission.source_url
     job = await store.create(job, tenant=tenant, meta=meta, document=None, max_active=max_active)
-    await _enqueue_or_fail(store, job, tenant, [(FETCH_DOCUMENT, (job["id"],), download_arq_id(job["id"]))])
+    redis = store.redis
+    assert isinstance(redis, ArqRedis)
+    await _enqueue_or_fail(
+        store,
+        job,
+        tenant,
+        lambda: redis.enqueue_job(
+            FETCH_DOCUMENT, job["id"], _job_id=download_arq_id(job["id"]), _expires=UNIT_EXPIRES_MS / 1000
+        ),
+    )
     logger.info("job %s tenant=%s queued for download", job["id"], tenant)
     return job
 
 
-async def _enqueue_or_fail(
-    store: JobStore, job: Job, tenant: str, calls: Sequence[tuple[str, tuple[object, ...], str]]
-) -> None:
-    redis = store.redis
-    assert isinstance(redis, ArqRedis)
+async def _enqueue_or_fail(store: JobStore, job: Job, tenant: str, enqueue: Callable[[], Awaitable[object]]) -> None:
+    """Queue the job's work (its pages in the scheduler, or its download in arq)."""
     try:
-        for function, args, arq_id in calls:
-            await redis.enqueue_job(function, *args, _job_id=arq_id, _expires=UNIT_EXPIRES_MS / 1000)
+        await enqueue()
     except Exception:
         # A job that is recorded but not queued would wait forever: fail it where clients can see it.
         await store.change(

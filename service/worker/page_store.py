@@ -5,7 +5,7 @@ with the document's running total (`ocr:text-bytes:<id>`, a hash: each page's si
 in one script. Sizes are the records' before compression, what a reader holds once it opened them. A
 page that would take the total past the cap is not stored at all, so a job can never complete over
 its cap, nor Redis hold more of it than the cap; the job fails with `text_too_large`. A page stored
-again (its range retried after a worker died) replaces its own size in the total rather than adding to it.
+again (its lease lapsed after a worker died) replaces its own size in the total rather than adding to it.
 
 A page stored for the first time while its job lives is announced on the job's stream in the same
 script: the job's next event id, a reference in its history, the page itself (without its words) on

@@ -68,7 +68,7 @@ async def test_scanned_pdf_streams_queued_running_completed(client: httpx.AsyncC
     job = response.json()
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["status"] in ("queued", "running") and len(job["id"]) == 32
-    assert job["options"] == {"lang": "eng", "dpi": 300, "force_ocr": False}
+    assert job["options"] == {"lang": "eng", "dpi": 300, "force_ocr": False, "priority": "normal"}
 
     events = await read_stream(client, job["links"]["events"])
     ids = [int(event_id) for event_id, _, _ in events]

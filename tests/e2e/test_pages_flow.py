@@ -218,8 +218,8 @@ async def test_idempotency_key_for_a_url_submission_and_bad_keys(client: httpx.A
         assert "Idempotency-Key" in refused.json()["error"]["message"], bad
 
 
-async def test_a_selection_split_into_ranges_reads_each_selected_page_once(redis_server: RedisServer) -> None:
-    with run_service(redis_server, workers=1, SPLIT_PAGES="2") as service:
+async def test_a_selection_shared_by_two_workers_reads_each_selected_page_once(redis_server: RedisServer) -> None:
+    with run_service(redis_server, workers=2) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             job = (await submit(client, text_pdf(pages=7), "seven.pdf", pages="2,4-6")).json()
             assert job["pages_total"] == 4

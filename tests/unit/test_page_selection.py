@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import BadRequest
-from service.jobs.units import job_page_indices, page_ranges
+from service.jobs.units import job_page_indices
 from service.params import format_pages, parse_pages, select_pages
 
 
@@ -62,8 +62,7 @@ def test_job_page_indices_reads_the_meta_and_prefers_its_document_count() -> Non
     assert job_page_indices(meta, 4) == job_page_indices(meta, 6) == [1, 3, 4, 5]
 
 
-def test_ranges_are_positions_in_the_selection() -> None:
+def test_the_scheduled_pages_are_the_selection() -> None:
+    # The scheduler is given exactly these indices (service/jobs/submit.py): the selected pages, once each.
     selected = job_page_indices({"pages": "1-3,7,10-", "document_pages": "12"}, 12)
-    ranges = page_ranges(len(selected), 3)
-    assert ranges == [(0, 3), (3, 6), (6, 7)]
-    assert [selected[first:last] for first, last in ranges] == [[0, 1, 2], [6, 9, 10], [11]]
+    assert selected == [0, 1, 2, 6, 9, 10, 11]
