@@ -59,6 +59,7 @@ searchable PDF) must go to --output. All files are submitted first, so the servi
 together, then followed one after the other.
 
 --pages SPEC: only these pages are read and returned, with their own page numbers.
+--priority low: for backfills; its pages run only while no normal-priority page is waiting.
 
 --output: the file to write, for one document; with several documents, or when it is an existing
 directory or ends with "/", a directory (created when missing) that receives FILE's name with
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--pages",
         metavar="SPEC",
         help="read only these pages, e.g. 1-3,7,10- (pages count from 1; 10- runs to the end)",
+    )
+    submit.add_argument(
+        "--priority",
+        choices=["normal", "low"],
+        help="low: a bulk job whose pages run only when no normal page waits (default normal)",
     )
     submit.add_argument(
         "--follow", action="store_true", help="show progress and print each page's text as it is done, in page order"

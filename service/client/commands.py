@@ -58,7 +58,13 @@ def cmd_submit(client: OcrClient, args: argparse.Namespace) -> int:
         for index, (path, target) in enumerate(zip(files, targets, strict=True)):
             try:
                 job = client.submit(
-                    path, lang=args.lang, dpi=args.dpi, force_ocr=args.force_ocr, pages=args.pages, wait=args.wait
+                    path,
+                    lang=args.lang,
+                    dpi=args.dpi,
+                    force_ocr=args.force_ocr,
+                    pages=args.pages,
+                    priority=args.priority,
+                    wait=args.wait,
                 )
             except ApiError as exc:
                 print_err(format_error(exc, subject=str(path)))

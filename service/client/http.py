@@ -111,6 +111,7 @@ class OcrClient:
         dpi: int | None = None,
         force_ocr: bool = False,
         pages: str | None = None,
+        priority: str | None = None,
         wait: float | None = None,
     ) -> Job:
         """Upload a document (a path or its bytes); the job object.
@@ -127,6 +128,8 @@ class OcrClient:
             fields["force_ocr"] = "true"
         if pages:
             fields["pages"] = pages
+        if priority:
+            fields["priority"] = priority
         params = {"wait": f"{wait:g}"} if wait is not None else None
         timeout = httpx.Timeout(self.timeout_s, read=self.timeout_s + (wait or 0))
         if isinstance(document, bytes):
