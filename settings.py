@@ -56,16 +56,13 @@ class Settings:
     log_format: str = "plain"
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
-    # A document of more pages than this is split into page ranges run as separate arq jobs,
-    # so several workers share it.
-    split_pages: int = 40
     worker_poll_delay_s: float = 0.01
-    # Units of work (page ranges, downloads, webhooks) one worker holds at once. No more than its OCR
-    # slots by default: a worker that grabbed more ranges than it can run would keep them from idle workers.
+    # arq units (downloads, webhook deliveries) one worker runs at once; pages are claimed one per OCR
+    # slot by the worker's own page loop, not through arq.
     worker_max_jobs: int = 1
-    # How long a worker's claim on a job lives without being renewed: a worker killed with SIGKILL
-    # hands its job to another one after at most this long.
-    lease_s: int = 20
+    # How long a worker's claim on a page lives without being renewed (every third of it): a worker
+    # killed with SIGKILL hands its pages to others after at most this long.
+    lease_s: int = 5
     # Transient failures (a Tesseract killed by the OS or by JOB_TIMEOUT) are retried this many times,
     # after 2, 4, 8 ... seconds (RETRY_DELAY_SECONDS doubling).
     max_tries: int = 5
@@ -149,10 +146,9 @@ class Settings:
             log_format=log_format,
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
-            split_pages=_int(env, "SPLIT_PAGES", 40, 1, 100_000),
             worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY", 0.01, 0.001, 10.0),
             worker_max_jobs=_int(env, "WORKER_MAX_JOBS", ocr_concurrency, 1, 1000),
-            lease_s=_int(env, "LEASE_SECONDS", 20, 3, 3600),
+            lease_s=_int(env, "LEASE_SECONDS", 5, 3, 3600),
             max_tries=_int(env, "MAX_TRIES", 5, 1, 50),
             retry_delay_s=_float(env, "RETRY_DELAY_SECONDS", 2.0, 0.1, 600.0),
             sse_ping_s=_float(env, "SSE_PING_SECONDS", 15.0, 0.1, 50.0),

@@ -13,13 +13,12 @@ from arq.cron import CronJob
 from arq.worker import Function, get_kwargs
 
 from service.connections import OUTAGE_ERRORS, deserialize_job, outage_retry, serialize_job
-from service.jobs.units import DELIVER_WEBHOOK, FETCH_DOCUMENT, OCR_PAGES
+from service.jobs.units import DELIVER_WEBHOOK, FETCH_DOCUMENT
 from service.logs import configure_logging
 from service.ops.startup_checks import check_worker_environment
 from service.worker.cleanup import cleanup
 from service.worker.downloads import fetch_document
 from service.worker.lifecycle import shutdown, startup
-from service.worker.pages import ocr_pages
 from service.worker.queue_worker import Worker
 from service.worker.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
 from settings import load_or_exit
@@ -37,15 +36,9 @@ def _redis_settings() -> RedisSettings:
 
 class WorkerSettings:
     functions: ClassVar[list[Function]] = [
-        # arq's own timeout is only a backstop: each page's Tesseract run is bounded by JOB_TIMEOUT and
-        # killed past it; a range holds at most SPLIT_PAGES pages.
-        # max_tries leaves room beyond MAX_TRIES: a range handed back on SIGTERM counts as a try too.
-        func(
-            ocr_pages,
-            name=OCR_PAGES,
-            timeout=settings.job_timeout_s * settings.split_pages + 60,
-            max_tries=settings.max_tries + 10,
-        ),
+        # Pages are not arq jobs: the worker's page loop claims them from the fair scheduler
+        # (service/worker/claims.py, started by on_startup). max_tries leaves room beyond MAX_TRIES: a
+        # download handed back on SIGTERM counts as a try too.
         func(fetch_document, name=FETCH_DOCUMENT, timeout=120, max_tries=settings.max_tries + 10),
         # Room for MAX_TRIES unforeseen failures too (service/worker/guard.py), which end the delivery themselves.
         func(
@@ -68,7 +61,7 @@ class WorkerSettings:
     health_check_interval = 10
     # Job results live in our own keys; arq's result copies would only be more keys to expire.
     keep_result = 0
-    # A range cancelled by SIGTERM goes straight back to the queue for the next worker.
+    # A download or delivery cancelled by SIGTERM goes straight back to the queue for the next worker.
     retry_jobs = True
 
 

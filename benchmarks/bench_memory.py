@@ -228,8 +228,10 @@ async def run(ctx: Context) -> Section:
     if before:
         for label, error in before.errors.items():
             section.notes.append(f"- The baseline failed on {label}: {error}")
-        section.notes += [f"- Baseline peaks apart, {label}: " + ", ".join(f"{role} {mb:.0f} MB" for role, mb in roles.items())
-                          for label, roles in before.roles_mb.items()]
+        section.notes += [
+            f"- Baseline peaks apart, {label}: " + ", ".join(f"{role} {mb:.0f} MB" for role, mb in roles.items())
+            for label, roles in before.roles_mb.items()
+        ]
     else:
         section.notes.append("- No baseline: MEMORY_BASELINE names no commit, or its service is this one.")
     section.notes.append(

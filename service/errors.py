@@ -12,6 +12,8 @@
     │   ├── EncryptedDocument         422 encrypted_document
     │   ├── TooManyPages              422 too_many_pages
     │   ├── TextTooLarge              422 text_too_large (a page's or the document's text is over its cap)
+    │   ├── NoPagesSelected           422 no_pages_selected (a downloaded document has none of the pages
+    │   │                                 `pages=` asked for; an upload is refused with 400 bad_request)
     │   ├── UnsupportedMediaType      415 unsupported_media_type
     │   └── PayloadTooLarge           413 payload_too_large
     ├── JobFailure                    409: a job ended without a result for a reason outside its document
@@ -21,6 +23,7 @@
     │   ├── OcrCancelled              409 cancelled (the job was cancelled while a page was in work)
     │   └── UnitFailed                409 unit_failed (a unit of work raised something unforeseen, or lost its
     │                                     queue entry, MAX_TRIES times)
+    ├── IdempotencyConflict           409 idempotency_conflict (an Idempotency-Key reused for another submission)
     ├── TooManyJobs                   429 too_many_jobs (Retry-After)
     ├── TooManyStreams                429 too_many_streams (Retry-After): a tenant's open streams on one process
     └── ServiceUnavailable            503 service_unavailable (Retry-After)
@@ -97,6 +100,10 @@ class TextTooLarge(DocumentError):
     code = "text_too_large"
 
 
+class NoPagesSelected(DocumentError):
+    code = "no_pages_selected"
+
+
 class UnsupportedMediaType(DocumentError):
     status_code = 415
     code = "unsupported_media_type"
@@ -130,6 +137,11 @@ class OcrCancelled(JobFailure):
 
 class UnitFailed(JobFailure):
     code = "unit_failed"
+
+
+class IdempotencyConflict(ServiceError):
+    status_code = 409
+    code = "idempotency_conflict"
 
 
 class TooManyJobs(ServiceError):

@@ -38,6 +38,11 @@ _ASCII_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
+# A page selection (`pages=1-3,7,10-`): its length, and the digits of one page number.
+MAX_PAGES_CHARS = 1000
+MAX_PAGE_DIGITS = 9
+# A span of pages: 1-based, inclusive; None as its end means "to the last page".
+PageSpan = tuple[int, int | None]
 # Characters that may stand in a URL's path and query as they are; anything else is percent-encoded.
 _URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 
@@ -87,6 +92,65 @@ def parse_bool(raw: str, name: str) -> bool:
 def parse_choice(raw: str, name: str, choices: tuple[str, ...], *, message: str | None = None) -> str:
     if raw not in choices:
         raise BadRequest(message or f"{name} must be one of {', '.join(choices)}.")
+    return raw
+
+
+def parse_pages(raw: str, name: str = "pages") -> list[PageSpan]:
+    """A page selection such as `1-3,7,10-`: 1-based page numbers and ranges (`a-b` inclusive, `a-` to
+    the end) separated by commas, blanks around them allowed. Returned sorted and merged, so that two
+    ways of writing one selection are one selection. Refused: an empty item, page 0, a range that runs
+    backwards, anything but ASCII digits, more than MAX_PAGES_CHARS characters."""
+    usage = f"{name} must be page numbers and ranges such as 1-3,7,10- (pages count from 1; 10- means to the end)."
+    if not raw.strip() or len(raw) > MAX_PAGES_CHARS:
+        raise BadRequest(usage)
+    spans: list[PageSpan] = []
+    for item in raw.split(","):
+        first_raw, dash, last_raw = item.partition("-")
+        first = ascii_int(first_raw.strip(), MAX_PAGE_DIGITS)
+        last = first if not dash else None if not last_raw.strip() else ascii_int(last_raw.strip(), MAX_PAGE_DIGITS)
+        if first is None or (dash and last_raw.strip() and last is None):
+            raise BadRequest(f"{name}: {item.strip()!r} is not a page or a range. {usage}")
+        if first == 0:
+            raise BadRequest(f"{name}: pages count from 1; there is no page 0.")
+        if last is not None and last < first:
+            raise BadRequest(f"{name}: the range {item.strip()!r} runs backwards.")
+        spans.append((first, last))
+    return _merge_spans(spans)
+
+
+def _merge_spans(spans: list[PageSpan]) -> list[PageSpan]:
+    merged: list[PageSpan] = []
+    for first, last in sorted(spans, key=lambda span: span[0]):
+        if merged:
+            prev_first, prev_last = merged[-1]
+            if prev_last is None or first <= prev_last + 1:
+                merged[-1] = (prev_first, None if prev_last is None or last is None else max(prev_last, last))
+                continue
+        merged.append((first, last))
+    return merged
+
+
+def format_pages(spans: list[PageSpan]) -> str:
+    """A selection written back the way `parse_pages` reads it: `1-3,7,10-`."""
+    return ",".join(
+        f"{first}-" if last is None else str(first) if last == first else f"{first}-{last}" for first, last in spans
+    )
+
+
+def select_pages(spans: list[PageSpan], page_count: int) -> list[int]:
+    """The 0-based indices, ascending, of a document's `page_count` pages that `spans` selects."""
+    return [index for first, last in spans for index in range(first - 1, min(last or page_count, page_count))]
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def parse_idempotency_key(raw: str) -> str:
+    """An `Idempotency-Key` header: 1 to 200 printable ASCII characters (blanks inside allowed)."""
+    if not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY_CHARS or not all(" " <= c <= "~" for c in raw):
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters, such as a UUID."
+        )
     return raw
 
 

@@ -10,7 +10,7 @@ from benchmarks.processes import (
 )
 from benchmarks.report import Section, percentile
 from benchmarks.soak.checks import OUTLIVING, PROCESS_WIDE, fold
-from benchmarks.soak.state import END_BOUND_S, MAX_PAGES, SCAN_DPI, SPLIT_PAGES, Job, Plan, SoakState
+from benchmarks.soak.state import END_BOUND_S, MAX_PAGES, SCAN_DPI, Job, Plan, SoakState
 
 
 def write_report(
@@ -203,7 +203,7 @@ def write_report(
         f"{len(jobs):,} jobs over {len(tenants)} tenants ({', '.join(f'{t} {n:,}' for t, n in per_tenant.items())}), "
         f"in bursts, at most {plan.window} open at once; by kind: "
         + ", ".join(f"{k} {n:,} ({dict(end_by_kind[k])})" for k, n in kinds.most_common())
-        + f". Multi-page: 2-30 text pages, SPLIT_PAGES={SPLIT_PAGES}; scans: 360 x 90 pt at {SCAN_DPI} dpi "
+        + f". Multi-page: 2-30 text pages; scans: 360 x 90 pt at {SCAN_DPI} dpi "
         f"({sum(j.pages for j in jobs if j.ocr):,} OCRed pages); RESULT_TTL={plan.result_ttl_s}, "
         f"MAX_PAGES={MAX_PAGES}, "
         f"two workers with default OCR_CONCURRENCY, redis-server with appendonly yes, appendfsync everysec."

@@ -27,7 +27,7 @@ TENANTS: dict[str, tuple[float, tuple[int, int], tuple[float, float], float]] = 
 # kind -> weight; "tiny" takes what the others leave.
 KINDS = {"multi": 0.07, "scan": 0.010, "scan-pdf": 0.004, "url": 0.03, "sync": 0.03, "cached": 0.01}
 WEBHOOK_SHARE, CANCEL_SHARE, DELETE_SHARE = 0.15, 0.03, 0.05
-MAX_PAGES, SPLIT_PAGES, MAX_UPLOAD_MB, SCAN_DPI = 40, 10, 2, 150
+MAX_PAGES, MAX_UPLOAD_MB, SCAN_DPI = 40, 2, 150
 CLEANUP_PERIOD_S = 30  # worker.py: the cleanup cron runs at seconds 0 and 30
 END_BOUND_S = 180  # every job must end within this of its submission
 SUBMIT_RETRY_S = 60  # a submission answered 503 (Redis down) is retried, with its Idempotency-Key, this long

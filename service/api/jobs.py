@@ -32,10 +32,18 @@ async def create_job(request: Request) -> Response:
     submission = await read_submission(
         request, max_bytes=services.settings.max_upload_bytes, installed_langs=services.installed_langs
     )
-    job, cached = await submit(services.settings, services.store, services.cache, tenant, submission)
+    submitted = await submit(services.settings, services.store, services.cache, tenant, submission)
+    job = submitted.job
     location = {"Location": f"/jobs/{job['id']}"}
-    if cached:
+    if submitted.cached:
         if wait_s is not None:
+            return await _with_result(services, present(services, tenant, job), location)
+        return json_response(present(services, tenant, job), 200, location)
+    if submitted.replayed:
+        # A retried submission (its Idempotency-Key): 200 with the first job, waited for as asked.
+        if job["status"] in ACTIVE and wait_s:
+            job = await _wait_unless_disconnected(request, services, job["id"], wait_s) or job
+        if job["status"] == COMPLETED and wait_s is not None:
             return await _with_result(services, present(services, tenant, job), location)
         return json_response(present(services, tenant, job), 200, location)
     if wait_s:

@@ -50,7 +50,13 @@ JOB = {
         "filename": {"type": "string"},
         "options": {
             "type": "object",
-            "properties": {"lang": {"type": "string"}, "dpi": {"type": "integer"}, "force_ocr": {"type": "boolean"}},
+            "properties": {
+                "lang": {"type": "string"},
+                "dpi": {"type": "integer"},
+                "force_ocr": {"type": "boolean"},
+                "pages": {"type": "string"},
+                "priority": {"type": "string", "enum": ["normal", "low"]},
+            },
         },
         "cached": {"type": "boolean"},
         "attempt": {"type": "integer"},
@@ -112,7 +118,9 @@ OPTIONS_FIELDS = {
     "lang": {"type": "string", "example": "eng"},
     "dpi": {"type": "integer", "minimum": 72, "maximum": 600},
     "force_ocr": {"type": "string", "enum": ["true", "false"]},
+    "priority": {"type": "string", "enum": ["normal", "low"]},
     "webhook_url": {"type": "string", "format": "uri"},
+    "pages": {"type": "string", "example": "1-3,7,10-", "description": "1-based pages and ranges; 10- is to the end"},
 }
 
 SPEC: dict[str, Any] = {
@@ -129,6 +137,7 @@ SPEC: dict[str, Any] = {
                 "summary": "Submit a document",
                 "parameters": [
                     {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 25}},
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}},
                     *({"name": name, "in": "query", "schema": schema} for name, schema in OPTIONS_FIELDS.items()),
                 ],
                 "requestBody": {
@@ -155,7 +164,7 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Job"}, "Cached, or finished within `wait`"),
                     "202": _json({"$ref": "#/components/schemas/Job"}, "Accepted"),
-                    **_errors(400, 401, 413, 415, 422, 429, 503),
+                    **_errors(400, 401, 409, 413, 415, 422, 429, 503),
                 },
             },
             "get": {

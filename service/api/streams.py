@@ -22,6 +22,7 @@ from service.api.sse import EventStream, comment, jittered, sse
 from service.errors import NotFound, ServiceUnavailable
 from service.jobs.backlog import Entry, job_backlog
 from service.jobs.events import FEED_SNAPSHOT_JOBS, JOB_EVENTS, Event, Present, Subscription
+from service.jobs.page_events import with_page_events
 from service.jobs.record import ACTIVE, TERMINAL, Job
 from service.params import header_text, parse_event_id
 
@@ -163,7 +164,13 @@ async def job_events(request: Request) -> Response:
     except BaseException:
         subscription.close()
         raise
-    backlog = job_backlog(state, last_event_id)
+    try:
+        # The pages its page events name are read for this stream alone: a stream resuming from the
+        # start of a long job reads them, the burst of fresh streams (the current state) reads none.
+        backlog = await with_page_events(services.redis, job_id, job_backlog(state, last_event_id))
+    except BaseException:
+        subscription.close()
+        raise
     if not backlog and state.job["status"] not in ACTIVE:
         # The client has seen the end already; 204 tells EventSource to stop reconnecting.
         subscription.close()

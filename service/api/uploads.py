@@ -10,6 +10,7 @@ import json
 import re
 import unicodedata
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -17,8 +18,22 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.jobs.schedule import NORMAL, PRIORITIES
 from service.jobs.submit import Submission
-from service.params import MAX_NUMBER_CHARS, ascii_int, load_json, parse_bool, parse_int, parse_media_type, parse_url
+from service.params import (
+    MAX_NUMBER_CHARS,
+    ascii_int,
+    format_pages,
+    header_text,
+    load_json,
+    parse_bool,
+    parse_choice,
+    parse_idempotency_key,
+    parse_int,
+    parse_media_type,
+    parse_pages,
+    parse_url,
+)
 
 RAW_MEDIA_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -28,6 +43,13 @@ DPI_RANGE = (72, 600)
 
 
 async def read_submission(request: Request, *, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
+    # Checked before the body is read: a bad key is refused without reading megabytes first.
+    raw_key = header_text(request.headers, "idempotency-key")
+    key = None if raw_key is None else parse_idempotency_key(raw_key)
+    return replace(await _read_body_and_options(request, max_bytes, installed_langs), idempotency_key=key)
+
+
+async def _read_body_and_options(request: Request, max_bytes: int, installed_langs: frozenset[str]) -> Submission:
     media_type = parse_media_type(request.headers.get("content-type"))
     if media_type == "multipart/form-data":
         return await _read_multipart(request, max_bytes, installed_langs)
@@ -112,7 +134,12 @@ def parse_options(fields: Mapping[str, str], installed_langs: frozenset[str]) ->
     force_ocr = parse_bool(fields.get("force_ocr") or "false", "force_ocr")
     webhook_raw = (fields.get("webhook_url") or "").strip()
     webhook_url = parse_url(webhook_raw, "webhook_url") if webhook_raw else None
-    options = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr}
+    priority = parse_choice(fields.get("priority") or NORMAL, "priority", PRIORITIES)
+    options: dict[str, Any] = {"lang": lang, "dpi": dpi, "force_ocr": force_ocr, "priority": priority}
+    pages_raw = fields.get("pages") or ""
+    if pages_raw.strip():
+        # Shown (and cached) in its one written form: "3,1-2" and "1-3" are the same selection.
+        options["pages"] = format_pages(parse_pages(pages_raw))
     return options, webhook_url
 
 

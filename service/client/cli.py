@@ -51,10 +51,15 @@ Without --follow, --wait, --format or --output: print each job's id, one per lin
 once; look at the jobs later with `status`, `result` or `watch`.
 
 With --follow (implied by --format and --output): draw a progress bar per file on stderr while
-the job runs and, when it ends, print its text on stdout (with several files, each under a
-"==> FILE <==" header), or the --format chosen: `json` prints each result object as one line of
-JSON; `pdf` (a searchable PDF) must go to --output. All files are submitted first, so the
-service works on them together, then followed one after the other.
+the job runs and print its text on stdout, each page as soon as it and every page before it are
+done, pages separated by form feeds (with several files, each under a "==> FILE <==" header). Or
+the --format chosen, written when the job ends: `json` prints each result object as one line of
+JSON; `hocr` (hOCR 1.2 XHTML) and `alto` (ALTO v4 XML) give the words with their boxes; `pdf` (a
+searchable PDF) must go to --output. All files are submitted first, so the service works on them
+together, then followed one after the other.
+
+--pages SPEC: only these pages are read and returned, with their own page numbers.
+--priority low: for backfills; its pages run only while no normal-priority page is waiting.
 
 --output: the file to write, for one document; with several documents, or when it is an existing
 directory or ends with "/", a directory (created when missing) that receives FILE's name with
@@ -108,7 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--lang", metavar="L", help="Tesseract languages, e.g. eng or eng+deu (default: eng)")
     submit.add_argument("--dpi", type=int, metavar="N", help="resolution pages are rendered at, 72..600 (default 300)")
     submit.add_argument("--force-ocr", action="store_true", help="OCR pages even when they already have a text layer")
-    submit.add_argument("--follow", action="store_true", help="show progress, then print the result when done")
+    submit.add_argument(
+        "--pages",
+        metavar="SPEC",
+        help="read only these pages, e.g. 1-3,7,10- (pages count from 1; 10- runs to the end)",
+    )
+    submit.add_argument(
+        "--priority",
+        choices=["normal", "low"],
+        help="low: a bulk job whose pages run only when no normal page waits (default normal)",
+    )
+    submit.add_argument(
+        "--follow", action="store_true", help="show progress and print each page's text as it is done, in page order"
+    )
     submit.add_argument(
         "--wait",
         type=seconds_arg,

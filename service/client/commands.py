@@ -28,6 +28,7 @@ from service.client.output import (
     print_err,
     write,
 )
+from service.client.pages import Page, PagesInOrder
 
 
 def cmd_submit(client: OcrClient, args: argparse.Namespace) -> int:
@@ -56,7 +57,15 @@ def cmd_submit(client: OcrClient, args: argparse.Namespace) -> int:
     try:
         for index, (path, target) in enumerate(zip(files, targets, strict=True)):
             try:
-                job = client.submit(path, lang=args.lang, dpi=args.dpi, force_ocr=args.force_ocr, wait=args.wait)
+                job = client.submit(
+                    path,
+                    lang=args.lang,
+                    dpi=args.dpi,
+                    force_ocr=args.force_ocr,
+                    pages=args.pages,
+                    priority=args.priority,
+                    wait=args.wait,
+                )
             except ApiError as exc:
                 print_err(format_error(exc, subject=str(path)))
                 exit_code = EXIT_FAILED
@@ -86,10 +95,17 @@ def _finish(
 ) -> int:
     """Follow one job to its end with a progress bar, then output its result; the exit code for it."""
     label, job, target = item
+    bar = ProgressBar(None if args.quiet else sys.stderr, label)
     try:
-        job = _follow(client, job, ProgressBar(None if args.quiet else sys.stderr, label))
+        if fmt == "text" and target is None:
+            # Text on stdout: each page as soon as it (and every page before it) is done.
+            job = _follow_pages(client, job, bar, header=label if headers else None)
+        else:
+            job = _follow(client, job, bar)
         if job["status"] != "completed":
             raise job_error(job)
+        if fmt == "text" and target is None:
+            return EXIT_OK
         content = _result(client, job, fmt)
     except ApiError as exc:
         # This document is lost (failed, cancelled, deleted meanwhile); the others may not be.
@@ -97,6 +113,62 @@ def _finish(
         return EXIT_FAILED
     write(content, target, header=label if headers else None)
     return EXIT_OK
+
+
+def _follow_pages(client: OcrClient, job: Job, bar: ProgressBar, *, header: str | None) -> Job:
+    """The job as it ended, its pages' texts written to stdout in page order on the way (separated by
+    form feeds, as the result's text is), and its progress drawn."""
+    order = PagesInOrder(job.get("options", {}).get("pages"))
+    out = PageText(bar, header)
+    try:
+        bar.update(job)
+        if job["status"] not in TERMINAL:
+            for name, data in client.job_events(job):
+                if name == "page":
+                    out.write(order.add(data["page"]))
+                    continue
+                job = data
+                bar.update(job)
+                # More pages done than told: the stream resumed past the server's kept history.
+                if job["status"] not in TERMINAL and int(job.get("pages_done") or 0) > order.seen:
+                    for page in client.pages(job["id"], after=order.last_number) or []:
+                        out.write(order.add(page))
+        if job["status"] == "completed":
+            if order.seen < int(job.get("pages_total") or 0):
+                # Pages no event told (a cached result, a resume past the history): from the result.
+                result = job.get("result") or client.result(job["id"], "json")
+                for page in result["pages"]:
+                    out.write(order.add(page))
+            out.write(order.rest())
+    finally:
+        bar.finish()
+        out.end()
+    return job
+
+
+class PageText:
+    """Pages' texts on stdout as one text: the header first, form feeds between pages, a final newline."""
+
+    def __init__(self, bar: ProgressBar, header: str | None) -> None:
+        self.bar = bar
+        self.header = header
+        self.started = False
+        self.tail = ""  # the last character written
+
+    def write(self, pages: list[Page]) -> None:
+        for page in pages:
+            self.bar.finish()  # a bar being redrawn on the terminal ends its line first
+            if not self.started and self.header is not None:
+                sys.stdout.write(f"==> {self.header} <==\n")
+            chunk = ("\f" if self.started else "") + page["text"]
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            self.started, self.tail = True, chunk[-1:] or self.tail
+
+    def end(self) -> None:
+        if self.started:
+            sys.stdout.write("" if self.tail == "\n" else "\n")
+            sys.stdout.flush()
 
 
 def _follow(client: OcrClient, job: Job, bar: ProgressBar) -> Job:
@@ -119,6 +191,8 @@ def _result(client: OcrClient, job: Job, fmt: str) -> str | bytes:
         return json.dumps(inline if inline is not None else client.result(job["id"], "json"), ensure_ascii=False)
     if fmt == "text":
         return str(inline["text"]) if inline is not None else client.result(job["id"], "text")
+    if fmt in ("hocr", "alto"):
+        return client.result(job["id"], "hocr" if fmt == "hocr" else "alto")
     return client.result(job["id"], "pdf")
 
 
@@ -140,6 +214,8 @@ def cmd_result(client: OcrClient, args: argparse.Namespace) -> int:
         content = json.dumps(client.result(args.job_id, "json"), indent=2, ensure_ascii=False)
     elif fmt == "text":
         content = client.result(args.job_id, "text")
+    elif fmt in ("hocr", "alto"):
+        content = client.result(args.job_id, "hocr" if fmt == "hocr" else "alto")
     else:
         content = client.result(args.job_id, "pdf")
     write(content, target)

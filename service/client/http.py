@@ -110,6 +110,8 @@ class OcrClient:
         lang: str | None = None,
         dpi: int | None = None,
         force_ocr: bool = False,
+        pages: str | None = None,
+        priority: str | None = None,
         wait: float | None = None,
     ) -> Job:
         """Upload a document (a path or its bytes); the job object.
@@ -124,6 +126,10 @@ class OcrClient:
             fields["dpi"] = str(dpi)
         if force_ocr:
             fields["force_ocr"] = "true"
+        if pages:
+            fields["pages"] = pages
+        if priority:
+            fields["priority"] = priority
         params = {"wait": f"{wait:g}"} if wait is not None else None
         timeout = httpx.Timeout(self.timeout_s, read=self.timeout_s + (wait or 0))
         if isinstance(document, bytes):
@@ -153,12 +159,15 @@ class OcrClient:
     def result(self, job_id: str, format: Literal["text"]) -> str: ...
     @overload
     def result(self, job_id: str, format: Literal["pdf"]) -> bytes: ...
+    @overload
+    def result(self, job_id: str, format: Literal["hocr", "alto"]) -> str: ...
 
     def result(self, job_id: str, format: str = "json") -> dict[str, Any] | str | bytes:
-        """The result object (`json`), its text (`text`) or a searchable PDF (`pdf`). A job that has
-        not completed raises ApiError: `not_ready` (409), `cancelled`, or the job's own error."""
+        """The result object (`json`), its text (`text`), hOCR (`hocr`), ALTO XML (`alto`) or a
+        searchable PDF (`pdf`). A job that has not completed raises ApiError: `not_ready` (409),
+        `cancelled`, or the job's own error."""
         response = self._request("GET", _job_path(job_id, "result"), params={"format": format})
-        if format == "text":
+        if format in ("text", "hocr", "alto"):
             return response.text
         if format == "pdf":
             return response.content
@@ -189,6 +198,18 @@ class OcrClient:
         job: Job = response.json()
         return job
 
+    def pages(self, job_id: str, after: int = 0) -> list[dict[str, Any]] | None:
+        """The job's finished pages numbered above `after`, in page order, even while it runs; None
+        from a server without `/pages`."""
+        try:
+            answer = self._json("GET", _job_path(job_id, "pages"), params={"after": str(after)})
+        except ApiError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        pages: list[dict[str, Any]] = answer["pages"]
+        return pages
+
     # -- events
 
     def follow(self, job: Job | str, *, last_event_id: str | None = None) -> Generator[Job, None, None]:
@@ -197,6 +218,15 @@ class OcrClient:
 
         A stream that drops before the end is reopened with `Last-Event-ID`, so nothing is missed
         and nothing repeated. A deleted job raises ApiError `not_found`."""
+        for name, data in self.job_events(job, last_event_id=last_event_id):
+            if name != "page":
+                yield data
+
+    def job_events(
+        self, job: Job | str, *, last_event_id: str | None = None
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        """What `follow` gives, as ("status" or "progress", the job), with each finished page in
+        between as ("page", {"id": <job id>, "page": <page object>}) in the order pages finish."""
         job_id = job if isinstance(job, str) else str(job["id"])
         refresh: Callable[[], str] | None = None
         if self._has_key or isinstance(job, str) or "links" not in job:
@@ -214,11 +244,11 @@ class OcrClient:
             for name, data in events:
                 if name == "deleted":
                     raise ApiError(404, "not_found", "The job was deleted while it was followed.")
-                yield data
-                if data.get("status") in TERMINAL:
+                yield name, data
+                if name != "page" and data.get("status") in TERMINAL:
                     return
         # 204: the job had already ended and every event of it has been seen; its state now is final.
-        yield self.job(job_id)
+        yield "status", self.job(job_id)
 
     def watch(self, *, last_event_id: str | None = None) -> Generator[tuple[str, Any], None, None]:
         """The tenant's live feed (`GET /events`) as (event, data), reconnecting when it drops:

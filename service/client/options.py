@@ -12,8 +12,8 @@ import httpx
 DEFAULT_SERVER = "http://localhost:8000"
 SERVER_ENV = "OCR_SERVICE_URL"
 KEY_ENV = "OCR_SERVICE_KEY"
-FORMATS = ("text", "json", "pdf")
-SUFFIXES = {"text": ".txt", "json": ".json", "pdf": ".searchable.pdf"}
+FORMATS = ("text", "json", "hocr", "alto", "pdf")
+SUFFIXES = {"text": ".txt", "json": ".json", "hocr": ".hocr", "alto": ".alto.xml", "pdf": ".searchable.pdf"}
 
 # Answers about one document (too large, not a document, unreadable): the other files are still sent.
 DOCUMENT_ERRORS = frozenset({413, 415, 422})

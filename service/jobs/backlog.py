@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import keys
 from service.jobs.events import event_payload
+from service.jobs.page_events import PAGE, with_page_events
 from service.jobs.record import Job, looks_like_job_id
 
 K = TypeVar("K")
@@ -116,12 +117,16 @@ async def read_feed_state(redis: Redis, tenant: str) -> FeedState:
 
 def _history_entry(raw: bytes) -> Entry:
     data = json.loads(raw)
+    if data["event"] == PAGE:
+        # Kept as its page's number (service/jobs/page_events.py): `with_page_events` reads the page.
+        return int(data["seq"]), PAGE, int(data["page"])
     return int(data["seq"]), data["event"], event_payload(data["event"], data)
 
 
 def job_backlog(state: JobState, last_event_id: int | None) -> list[Entry]:
     """The events after `last_event_id` when the history still holds them, else the current state alone
-    (nothing when the job is gone or the client has seen everything)."""
+    (nothing when the job is gone or the client has seen everything). Its page events are references
+    until `with_page_events` reads their pages."""
     if state.job is None:
         return []
     if last_event_id is not None:
@@ -146,7 +151,7 @@ def feed_backlog(state: FeedState, last_event_id: int | None) -> list[Entry] | N
 async def read_job_backlog(redis: Redis, job_id: str, last_event_id: int | None) -> tuple[list[Entry], int]:
     """One stream's backlog, read on its own: (events, seq of the current state)."""
     state = await read_job_state(redis, job_id)
-    return job_backlog(state, last_event_id), state.seq
+    return await with_page_events(redis, job_id, job_backlog(state, last_event_id)), state.seq
 
 
 # How long a stream's opening keeps retrying a read that failed while Redis is known to be up.

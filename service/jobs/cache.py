@@ -21,8 +21,9 @@ COPIED_ON_HIT = (keys.result, keys.pages, keys.document)
 
 
 def content_key(document: bytes, options: dict[str, Any]) -> str:
+    """The same bytes read the same way; how soon they are read (`priority`) does not change the result."""
     digest = hashlib.sha256(document)
-    digest.update(json.dumps(options, sort_keys=True).encode())
+    digest.update(json.dumps({k: v for k, v in options.items() if k != "priority"}, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -11,8 +11,9 @@ from service import keys
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
 from service.jobs.record import ACTIVE, CANCELLED, TERMINAL, Job, JobRef, utc_now
+from service.jobs.schedule import NORMAL
 from service.jobs.store import JobStore
-from service.jobs.units import download_arq_id, range_arq_id, stored_ranges
+from service.jobs.units import download_arq_id
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +39,22 @@ async def wait_for_end(hub: EventHub, store: JobStore, job_id: str, timeout_s: f
 
 
 async def cancel(store: JobStore, ref: JobRef) -> Job:
-    """Stop a queued or running job. Its units still waiting in arq's queue are taken out at once; units
-    in work are stopped by their workers (service/worker/lease.py), Tesseract processes included."""
+    """Stop a queued or running job. Its pages still waiting in the scheduler (and its download, in arq's
+    queue) are taken out at once; pages in work are stopped by their workers (the cancel channel, and
+    service/worker/lease.py), Tesseract processes included."""
     redis = store.redis
     job_id = ref.job["id"]
-    # The flag lives as long as the job: a worker that picks up one of its ranges late still sees it.
+    # The flag lives as long as the job: a worker that claimed one of its pages just now still sees it.
     await store.write(job_id, ("SET", keys.cancel(job_id), "1"))
     await redis.publish(keys.CANCEL_CHANNEL, job_id)
-    arq_ids = [range_arq_id(job_id, first) for first, _ in stored_ranges(ref.meta)]
-    arq_ids.append(download_arq_id(job_id))
+    pages_in_work = await store.schedule.cancel(job_id, ref.tenant, ref.meta.get("priority", NORMAL))
+    arq_id = download_arq_id(job_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.zrem(default_queue_name, *arq_ids)
-        pipe.delete(*(job_key_prefix + a for a in arq_ids), *(retry_key_prefix + a for a in arq_ids))
-        for arq_id in arq_ids:
-            pipe.exists(in_progress_key_prefix + arq_id)
-        in_progress = any((await pipe.execute())[2:])
-    if in_progress:
+        pipe.zrem(default_queue_name, arq_id)
+        pipe.delete(job_key_prefix + arq_id, retry_key_prefix + arq_id)
+        pipe.exists(in_progress_key_prefix + arq_id)
+        downloading = bool((await pipe.execute())[2])
+    if pages_in_work or downloading:
         logger.info("job %s tenant=%s cancel requested while running", job_id, ref.tenant)
     else:
         # Nothing is in work: no worker will end the job, so it ends here (and its webhook is queued by

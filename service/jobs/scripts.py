@@ -10,11 +10,15 @@ What they guarantee together:
   (a worker, a cancel in the web, a cache hit), it is queued exactly once, and no crash can fall
   between the end and the enqueue. It carries the job as it ended, so it survives the job's deletion.
 - The tenant's indexes (job list, feed) never expire while one of its jobs is live (`keep_tenant`).
+- The change that ends a job takes its pages out of the scheduler (service/jobs/schedule.py) in the
+  same step: an ended job's pages are never claimed, and it leaves nothing there.
 - Creating a job checks the tenant's quota in the same step (`_CREATE`), so a burst of submissions
   cannot all slip under it.
 """
 
 from __future__ import annotations
+
+from service.jobs import schedule
 
 # The keys and arguments the change function reads (the create script appends more after them).
 # KEYS: 1 job, 2 seq, 3 events, 4 feed, 5 feed seq, 6 tenant active set, 7 tenant jobs, 8 meta,
@@ -44,6 +48,7 @@ end
 
 _FUNCTIONS = (
     _KEEP_TENANT
+    + schedule.FUNCTIONS
     + """
 local function is_terminal(status)
   return status ~= nil and string.find(',' .. ARGV[10] .. ',', ',' .. status .. ',', 1, true) ~= nil
@@ -57,7 +62,11 @@ local function end_job(out)
   for i = 12, #KEYS do
     redis.call('EXPIRE', KEYS[i], ttl)
   end
+  -- The job's Idempotency-Key (a tenant's key, named in its meta) lives exactly as long as the job.
+  local idempotency = redis.call('HGET', KEYS[8], 'idempotency_key')
+  if idempotency then redis.call('EXPIRE', idempotency, ttl) end
   redis.call('SREM', KEYS[6], ARGV[5])
+  sched_unschedule(ARGV[5], ARGV[6], redis.call('HGET', KEYS[8], 'priority') or 'normal')
   local url = redis.call('HGET', KEYS[8], 'webhook_url')
   if ARGV[12] ~= '' and url and url ~= '' and redis.call('EXISTS', KEYS[10]) == 0 then
     -- arq's own enqueue (arq/connections.py enqueue_job): the serialized job under its key, the id in the
@@ -86,7 +95,7 @@ local function apply_change()
   local old_status = job['status']
   local change = cjson.decode(ARGV[1])
   for k, v in pairs(change) do
-    -- progress never goes backwards: late page results of a concurrent range must not undo newer ones
+    -- progress never goes backwards: late results of pages run concurrently must not undo newer ones
     if (k == 'progress' or k == 'pages_done') and type(job[k]) == 'number' and type(v) == 'number' and v < job[k] then
     else
       job[k] = v
@@ -128,13 +137,22 @@ APPLY_CHANGE = _FUNCTIONS + "return apply_change()\n"
 
 # The change's KEYS and ARGV, then ARGV: 16 the most live jobs the tenant may have ("" no limit),
 # 17 the creation time (ms, the listing's score), 18 "1" when a document follows, 19 the document,
-# 20.. the meta hash's fields and values. Returns -1 when the quota is full, else what a change returns.
+# 20 the job's Idempotency-Key record ("" without one; then its key is the last of KEYS), 21.. the meta
+# hash's fields and values. Returns -1 when the quota is full, {the record} when the Idempotency-Key is
+# taken already (by a job that lives: the record expires with it), else what a change returns.
 CREATE = (
     _FUNCTIONS
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+-- An Idempotency-Key is checked and taken in this one step: of concurrent identical submissions, one
+-- creates the job.
+if ARGV[20] ~= '' then
+  local earlier = redis.call('GET', KEYS[#KEYS])
+  if earlier then return {earlier} end
+end
 if ARGV[16] ~= '' and redis.call('SCARD', KEYS[6]) >= tonumber(ARGV[16]) then return -1 end
-redis.call('HSET', KEYS[8], unpack(ARGV, 20))
+if ARGV[20] ~= '' then redis.call('SET', KEYS[#KEYS], ARGV[20]) end
+redis.call('HSET', KEYS[8], unpack(ARGV, 21))
 if ARGV[18] == '1' then redis.call('SET', KEYS[11], ARGV[19]) end
 redis.call('ZADD', KEYS[7], tonumber(ARGV[17]), ARGV[5])
 return apply_change()
@@ -172,6 +190,9 @@ return answer
 DELETE = (
     _KEEP_TENANT
     + """
+-- ARGV[7] is the job's meta (keys.job_keys): its Idempotency-Key goes with it.
+local idempotency = redis.call('HGET', ARGV[7], 'idempotency_key')
+if idempotency then redis.call('DEL', idempotency) end
 redis.call('DEL', unpack(ARGV, 6))
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])

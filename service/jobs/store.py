@@ -26,6 +26,7 @@ from service.connections import serialize_job
 from service.errors import NotFound, TooManyJobs
 from service.jobs import scripts
 from service.jobs.record import TERMINAL, Job, JobRef, looks_like_job_id
+from service.jobs.schedule import Schedule
 from service.jobs.units import DELIVER_WEBHOOK, UNIT_EXPIRES_MS, webhook_arq_id
 
 _TERMINAL_ARG = ",".join(sorted(TERMINAL))
@@ -37,6 +38,16 @@ _KWARGS = "<kwargs>"
 
 # One command for the write script: the command's name, its key, then its other arguments.
 Command = tuple[str | bytes | int | float, ...]
+
+
+class AlreadySubmitted(Exception):
+    """The job's Idempotency-Key is taken already, by the job `job_id` whose submission had `fingerprint`."""
+
+    def __init__(self, record: bytes) -> None:
+        job_id, _, fingerprint = record.decode().partition(" ")
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.fingerprint = fingerprint
 
 
 def too_many_jobs(max_active: int | None) -> TooManyJobs:
@@ -55,6 +66,8 @@ class JobStore:
         self._create = redis.register_script(scripts.CREATE)
         self._write = redis.register_script(scripts.WRITE)
         self._delete = redis.register_script(scripts.DELETE)
+        # The fair scheduler of the jobs' pages, whose entries the job-ending change also takes out.
+        self.schedule = Schedule(redis)
 
     async def create(
         self,
@@ -68,21 +81,30 @@ class JobStore:
     ) -> Job:
         """Store a new job, its meta and document in one step. With `max_active`, the tenant's quota is
         checked in that same step (TooManyJobs when full). A job created finished (a cache hit) keeps
-        its keys `ttl_s` (default RESULT_TTL)."""
+        its keys `ttl_s` (default RESULT_TTL).
+
+        A meta with `idempotency_key` (the key's Redis name) and `idempotency` (the submission's
+        fingerprint) takes that key in the same step, or raises AlreadySubmitted when a living job has it.
+        """
         job_id = job["id"]
         fields = [item for pair in ({"tenant": tenant} | meta).items() for item in pair]
+        idempotency = meta.get("idempotency_key")
         extra = [
             "" if max_active is None else max_active,
             int(time.time() * 1000),
             "0" if document is None else "1",
             document or b"",
+            f"{job_id} {meta['idempotency']}" if idempotency else "",
             *fields,
         ]
         out = await self._create(
-            keys=self._change_keys(job_id, tenant), args=self._change_args(job_id, tenant, job, "-", ttl_s) + extra
+            keys=self._change_keys(job_id, tenant) + ([idempotency] if idempotency else []),
+            args=self._change_args(job_id, tenant, job, "-", ttl_s) + extra,
         )
         if out == -1:
             raise too_many_jobs(max_active)
+        if isinstance(out, list):
+            raise AlreadySubmitted(out[0])
         assert out, "a fresh job id cannot exist already"
         created: Job = json.loads(out)
         return created

@@ -20,6 +20,9 @@ def searchable_pdf(data: bytes, media_type: str, pages: list[PageResult]) -> byt
             for result in pages:
                 if result.source == "ocr" and result.text_pdf:
                     _overlay(output[result.number - 1], result)
+            if 0 < len(pages) < output.page_count:
+                # A job that read only some pages (`pages=`) gives those pages, as its result does.
+                output.select([result.number - 1 for result in pages])
             return bytes(output.tobytes(garbage=3, deflate=True))
         finally:
             if output is not source:

@@ -1,7 +1,7 @@
 """The operations view: `/dashboard`, fed live by `/ops/events` (SSE), for people replacing Flower.
 
-The figures are aggregates across tenants (workers alive, queue depth, jobs per minute, failures),
-the same as /metrics exposes, so like /metrics the stream needs no API key.
+The figures are the same as /metrics exposes (workers alive, queue depth, jobs per minute, failures,
+pages waiting per tenant and their oldest wait), so like /metrics the stream needs no API key.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from service.ops.metrics import read_snapshot
 logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 2.0
+# The tenants with the most pages waiting that the view lists (/metrics has them all).
+TENANTS_SHOWN = 20
 RATE_WINDOW_S = 60.0
 # Jobs entering `running` are not shown: a resumed range enters it again, so the count says little.
 DASHBOARD_STATUSES = (QUEUED, COMPLETED, FAILED, CANCELLED)
@@ -53,6 +55,16 @@ async def dashboard_figures(redis: Redis, sse_clients: Callable[[], int]) -> Asy
             "jobs": {status: int(counters.get(f"jobs_{status}", 0)) for status in DASHBOARD_STATUSES},
             "pages": {"ocr": int(counters.get("pages_ocr", 0)), "text-layer": int(counters.get("pages_text-layer", 0))},
             "sse_clients": snapshot.sse,
+            "pages_held": snapshot.pages_held,
+            "tenants_waiting": [
+                {
+                    "tenant": w.tenant,
+                    "priority": w.priority,
+                    "pages": w.pages,
+                    "oldest_wait_s": round(w.oldest_wait_s, 1),
+                }
+                for w in sorted(snapshot.waiting, key=lambda w: (-w.pages, w.tenant))[:TENANTS_SHOWN]
+            ],
             **_rates(samples, time.monotonic(), counters),
         }
         yield figures

@@ -3,7 +3,8 @@
 Workers run on other machines and have no port of their own to scrape, so what they count goes
 into one Redis hash (`ocr:metrics`, written by `record_*` below and by the job-change script), and
 the web process's `/metrics` reads it at scrape time together with gauges read straight from Redis
-(queue depth, oldest queued job, live workers) and its own process-local gauge of SSE clients.
+(pages waiting per tenant and their oldest wait, the scheduler's one script; queue depth; live
+workers) and its own process-local gauge of SSE clients.
 Every web process reports the same shared counters: aggregate them with max(), not sum().
 """
 
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 
 from service import keys
 from service.jobs.record import STATUSES
+from service.jobs.schedule import Schedule, TenantWaiting
 
 PAGE_SECONDS_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 JOB_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -59,10 +61,23 @@ async def record_webhook(redis: Redis, outcome: str) -> None:
 class _Snapshot(Collector):
     """The figures read from Redis for one scrape."""
 
-    def __init__(self, counters: dict[str, float], queue_depth: int, oldest_age_s: float, workers: int, sse: int):
+    def __init__(
+        self,
+        counters: dict[str, float],
+        *,
+        waiting: list[TenantWaiting],
+        pages_held: int,
+        units_queued: int,
+        units_oldest_s: float,
+        workers: int,
+        sse: int,
+    ):
         self.counters = counters
-        self.queue_depth = queue_depth
-        self.oldest_age_s = oldest_age_s
+        self.waiting = waiting
+        self.pages_held = pages_held
+        # Pages waiting in the scheduler, and arq's units (downloads, webhook deliveries) in its queue.
+        self.queue_depth = sum(w.pages for w in waiting) + units_queued
+        self.oldest_age_s = max([units_oldest_s, *(w.oldest_wait_s for w in waiting)])
         self.workers = workers
         self.sse = sse
 
@@ -90,10 +105,29 @@ class _Snapshot(Collector):
             "ocr_page_seconds", "Time to produce one page's text.", "page_seconds", PAGE_SECONDS_BUCKETS
         )
         yield self._histogram("ocr_job_duration_seconds", "Start to end of a job.", "job_seconds", JOB_SECONDS_BUCKETS)
-        yield GaugeMetricFamily("ocr_queue_depth", "Units of work waiting in the queue.", value=self.queue_depth)
         yield GaugeMetricFamily(
-            "ocr_queue_oldest_age_seconds", "How long the oldest queued unit has waited.", value=self.oldest_age_s
+            "ocr_queue_depth", "Pages waiting for a worker, and downloads and webhooks queued.", value=self.queue_depth
         )
+        yield GaugeMetricFamily(
+            "ocr_queue_oldest_age_seconds", "How long the oldest waiting page or queued unit has waited.",
+            value=self.oldest_age_s,
+        )  # fmt: skip
+        waiting_pages = GaugeMetricFamily(
+            "ocr_tenant_pages_waiting", "Pages of a tenant waiting for a worker.", labels=["tenant", "priority"]
+        )
+        oldest = GaugeMetricFamily(
+            "ocr_tenant_oldest_wait_seconds", "How long the tenant's oldest waiting page has waited.",
+            labels=["tenant", "priority"],
+        )  # fmt: skip
+        for waiting in self.waiting:
+            waiting_pages.add_metric([waiting.tenant, waiting.priority], waiting.pages)
+            oldest.add_metric([waiting.tenant, waiting.priority], waiting.oldest_wait_s)
+        yield waiting_pages
+        yield oldest
+        yield GaugeMetricFamily(
+            "ocr_pages_held", "Pages claimed by workers (running, or waiting out a retry's delay).",
+            value=self.pages_held,
+        )  # fmt: skip
         yield GaugeMetricFamily(
             "ocr_workers_alive", f"Workers with a heartbeat in the last {WORKER_ALIVE_S} s.", value=self.workers
         )
@@ -112,11 +146,20 @@ async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
         pipe.zcard(default_queue_name)
         pipe.zrange(default_queue_name, 0, 0, withscores=True)
         pipe.zcount(keys.WORKERS, now - WORKER_ALIVE_S, "+inf")
-        raw, depth, oldest, workers = await pipe.execute()
+        pipe.zcard(keys.SCHED_LEASES)
+        raw, depth, oldest, workers, held = await pipe.execute()
     counters = {k.decode(): float(v) for k, v in raw.items()}
     # arq scores a queued job by when it may run (ms); deferred retries sit in the future.
     oldest_age_s = max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
-    return _Snapshot(counters, int(depth), oldest_age_s, int(workers), sse_clients)
+    return _Snapshot(
+        counters,
+        waiting=await Schedule(redis).waiting(),
+        pages_held=int(held),
+        units_queued=int(depth),
+        units_oldest_s=oldest_age_s,
+        workers=int(workers),
+        sse=sse_clients,
+    )
 
 
 def exposition(snapshot: _Snapshot) -> tuple[bytes, str]:

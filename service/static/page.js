@@ -19,6 +19,7 @@ export const ui = {
   lang: $("opt-lang"),
   dpi: $("opt-dpi"),
   force: $("opt-force"),
+  pages: $("opt-pages"),
   notice: $("notice"),
   noticeText: $("notice-text"),
   noticeClose: $("notice-close"),
@@ -37,6 +38,9 @@ export const ui = {
   copyText: $("copy-text"),
   downloadText: $("download-text"),
   downloadPdf: $("download-pdf"),
+  downloadHocr: $("download-hocr"),
+  downloadAlto: $("download-alto"),
+  downloadWords: $("download-words"),
 };
 
 export function setConnection(state, text) {

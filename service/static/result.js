@@ -1,13 +1,26 @@
 // The result dialog: one job's pages, with copy and downloads. `view` is what the dialog shows now, so that
 // an answer arriving after the person moved on to another job (or closed the dialog) is dropped.
 
-import { api, resultUrl } from "./api.js";
+// A job still running shows its pages as they are done (live.js), then its whole result once it completes.
+
+import { api, jobUrl, resultUrl } from "./api.js";
+import { followPages } from "./live.js";
 import { ui } from "./page.js";
 
-const view = { id: "", job: null, result: null, opener: null };
+// `shown` maps page numbers to their items while pages arrive; `stop` ends following a running job.
+const view = { id: "", job: null, result: null, opener: null, shown: new Map(), stop: null };
+
+// Every download: the button, what the URL asks for, and the file name's ending.
+const DOWNLOADS = [
+  [ui.downloadText, "?format=text", ".txt"],
+  [ui.downloadPdf, "?format=pdf", ".searchable.pdf"],
+  [ui.downloadHocr, "?format=hocr", ".hocr"],
+  [ui.downloadAlto, "?format=alto", ".alto.xml"],
+  [ui.downloadWords, "?detail=words", ".words.json"],
+];
 
 function setResultButtons(enabled) {
-  for (const button of [ui.copyText, ui.downloadText, ui.downloadPdf]) button.disabled = !enabled;
+  for (const button of [ui.copyText, ...DOWNLOADS.map(([button]) => button)]) button.disabled = !enabled;
 }
 
 function pageItem(page) {
@@ -40,7 +53,19 @@ function pageItem(page) {
   text.textContent = hasText ? page.text : "No text was found on this page.";
   if (!hasText) text.classList.add("page-text-empty");
   item.append(head, text);
+  item.dataset.number = String(page.number);
   return item;
+}
+
+// A page that arrived while the job runs, put in its place by page number (pages finish out of order).
+function addPage(page) {
+  if (view.shown.has(page.number)) return;
+  const item = pageItem(page);
+  const next = [...ui.resultPages.children].find((li) => Number(li.dataset.number) > page.number);
+  ui.resultPages.insertBefore(item, next || null);
+  view.shown.set(page.number, item);
+  const total = view.job && view.job.pages_total;
+  ui.resultSummary.textContent = view.shown.size + (total ? " of " + total : "") + " pages so far";
 }
 
 function renderResult(result) {
@@ -53,14 +78,59 @@ function renderResult(result) {
 }
 
 export async function openResult(job, opener) {
+  stopFollowing();
   const id = job.id;
-  Object.assign(view, { id, job, result: null, opener });
+  Object.assign(view, { id, job, result: null, opener, shown: new Map() });
   ui.resultTitle.textContent = job.filename;
   ui.resultSummary.textContent = "";
-  ui.resultStatus.textContent = "Loading the result…";
   ui.resultPages.replaceChildren();
   setResultButtons(false);
   if (!ui.dialog.open) ui.dialog.showModal();
+  if (job.status === "completed") await loadResult(job);
+  else followRunning(job);
+}
+
+function stopFollowing() {
+  if (view.stop) view.stop();
+  view.stop = null;
+}
+
+function followRunning(job) {
+  const id = job.id;
+  ui.resultStatus.textContent = "Reading the document: its pages appear here as they are done.";
+  let fetchedMissing = false;
+  view.stop = followPages(job, {
+    onPage: (page) => {
+      if (view.id === id) addPage(page);
+    },
+    onGap: async () => {
+      // Pages done before the stream's kept history began: asked for once.
+      if (fetchedMissing) return;
+      fetchedMissing = true;
+      try {
+        const answer = await (await api(jobUrl(job) + "/pages?after=0")).json();
+        if (view.id === id && !view.result) for (const page of answer.pages || []) addPage(page);
+      } catch (_) {
+        // A server without /pages: the result brings them when the job completes.
+      }
+    },
+    onEnd: (ended) => {
+      if (view.id !== id) return;
+      view.stop = null;
+      if (ended && ended.status === "completed") {
+        view.job = Object.assign({}, view.job, ended);
+        loadResult(view.job);
+      } else {
+        const why = ended && ended.error && ended.error.message ? ": " + ended.error.message : ".";
+        ui.resultStatus.textContent = ended ? "The job " + ended.status + why : "The job's events stopped.";
+      }
+    },
+  });
+}
+
+async function loadResult(job) {
+  const id = job.id;
+  ui.resultStatus.textContent = "Loading the result…";
   try {
     const result = await (await api(resultUrl(job))).json();
     if (view.id !== id) return;
@@ -141,22 +211,21 @@ export function initResultView() {
     ui.copyText.focus();
     ui.resultStatus.textContent = copied ? "Text copied to the clipboard." : "Copying failed: select the text and copy it by hand.";
   });
-  ui.downloadText.addEventListener("click", () => {
-    const job = view.job;
-    if (job) download(resultUrl(job) + "?format=text", stem(job.filename) + ".txt", ui.downloadText);
-  });
-  ui.downloadPdf.addEventListener("click", () => {
-    const job = view.job;
-    if (job) download(resultUrl(job) + "?format=pdf", stem(job.filename) + ".searchable.pdf", ui.downloadPdf);
-  });
+  for (const [button, query, ending] of DOWNLOADS) {
+    button.addEventListener("click", () => {
+      const job = view.job;
+      if (job) download(resultUrl(job) + query, stem(job.filename) + ending, button);
+    });
+  }
   ui.resultClose.addEventListener("click", () => ui.dialog.close());
   ui.dialog.addEventListener("click", (event) => {
     // A click on the backdrop lands on the dialog element itself.
     if (event.target === ui.dialog) ui.dialog.close();
   });
   ui.dialog.addEventListener("close", () => {
+    stopFollowing();
     const opener = view.opener;
-    Object.assign(view, { id: "", job: null, result: null, opener: null });
+    Object.assign(view, { id: "", job: null, result: null, opener: null, shown: new Map() });
     if (opener && opener.isConnected && !opener.hidden) opener.focus();
   });
 }

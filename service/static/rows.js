@@ -91,7 +91,10 @@ export function renderJob(row, job) {
   error.hidden = !errorText;
 
   const hadFocus = row.contains(document.activeElement) ? document.activeElement : null;
-  setAction(row, "open", status === "completed", "Open result of " + name);
+  // A running job opens too: its pages appear as they are done.
+  const running = status === "running";
+  setAction(row, "open", status === "completed" || running, (running ? "Show pages of " : "Open result of ") + name);
+  action(row, "open").textContent = running ? "Show pages" : "Open result";
   setAction(row, "cancel", ACTIVE.has(status), "Cancel " + name);
   setAction(row, "delete", !ACTIVE.has(status), "Delete " + name);
   setAction(row, "dismiss", false, "");

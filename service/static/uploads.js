@@ -11,7 +11,7 @@ const MAX_PARALLEL_UPLOADS = 3;
 const uploads = { queue: [], sending: 0 }; // queue: {file, options, row} not sent yet
 
 function readOptions() {
-  for (const input of [ui.lang, ui.dpi]) {
+  for (const input of [ui.lang, ui.dpi, ui.pages]) {
     if (!input.checkValidity()) {
       input.setAttribute("aria-invalid", "true");
       const label = document.querySelector('label[for="' + input.id + '"]').textContent;
@@ -19,7 +19,12 @@ function readOptions() {
     }
     input.setAttribute("aria-invalid", "false");
   }
-  return { lang: ui.lang.value.trim(), dpi: ui.dpi.value.trim(), force_ocr: ui.force.checked ? "true" : "false" };
+  return {
+    lang: ui.lang.value.trim(),
+    dpi: ui.dpi.value.trim(),
+    force_ocr: ui.force.checked ? "true" : "false",
+    pages: ui.pages.value.trim(),
+  };
 }
 
 async function send({ file, options, row }) {
@@ -28,6 +33,7 @@ async function send({ file, options, row }) {
   body.append("lang", options.lang);
   body.append("dpi", options.dpi);
   body.append("force_ocr", options.force_ocr);
+  if (options.pages) body.append("pages", options.pages);
   uploadSent();
   let job;
   try {

@@ -1,4 +1,5 @@
-"""The worker process: the arq jobs, their leases and housekeeping, and the page processes.
+"""The worker process: the page loop and its leases, the arq jobs (downloads, webhooks, the cron), and
+the page processes.
 
 worker.py registers the jobs defined here; nothing in service/api/ imports this package.
 """

@@ -1,5 +1,5 @@
 """The cleanup cron: prune index entries of expired jobs, and put back active jobs that lost their
-queue entries, so that nothing stays stuck."""
+waiting pages or queue entries (a Redis restart without persistence), so that nothing stays stuck."""
 
 from __future__ import annotations
 
@@ -14,15 +14,9 @@ from arq.constants import default_queue_name, in_progress_key_prefix
 from service import keys
 from service.errors import UnitFailed
 from service.jobs.record import TERMINAL, JobRef
-from service.jobs.units import (
-    FETCH_DOCUMENT,
-    OCR_PAGES,
-    UNIT_EXPIRES_MS,
-    download_arq_id,
-    range_arq_id,
-    stored_ranges,
-)
-from service.worker.finish import end_failed
+from service.jobs.schedule import NORMAL
+from service.jobs.units import FETCH_DOCUMENT, UNIT_EXPIRES_MS, download_arq_id, job_page_indices
+from service.worker.finish import end_failed, finish_if_complete
 from service.worker.guard import count_attempt, fail_job, unexpected_failure
 from service.worker.state import WorkerState
 
@@ -64,13 +58,35 @@ async def _check_active(state: WorkerState, active_key: str, job_id: str) -> Non
 
 async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
     job_id = ref.job["id"]
-    ranges = stored_ranges(ref.meta)
-    # No ranges yet: a URL submission whose download job is the one to look for.
-    arq_ids = [range_arq_id(job_id, first) for first, _ in ranges] or [download_arq_id(job_id)]
+    total = ref.job["pages_total"]
+    if total is None:  # a URL submission whose download is the unit to look for
+        await _requeue_download_if_lost(state, ref)
+        return
+    stored = {int(n) for n in await state.redis.hkeys(keys.pages(job_id))}  # type: ignore[misc]
+    missing = [index for index in job_page_indices(ref.meta, total) if index + 1 not in stored]
+    if not missing:
+        # Every page stored, and the worker that stored the last one died before it finished the job.
+        if not await state.redis.exists(keys.finalize(job_id)):
+            logger.warning("job %s tenant=%s has every page but no result; finishing it", job_id, ref.tenant)
+            await finish_if_complete(state, ref)
+        return
+    priority = ref.meta.get("priority", NORMAL)
+    if not await state.store.schedule.recover(job_id, ref.tenant, priority, missing):
+        return  # pages of it wait or run: not lost
+    # Counted like a failure: what bounds a job that keeps losing its entries.
+    requeued = await count_attempt(state, job_id, "requeued")
+    if requeued > state.settings.max_tries:
+        await end_failed(state, ref, UnitFailed(f"The job lost its place in the queue {requeued} times."))
+        return
+    logger.warning("job %s tenant=%s lost its waiting pages; %d scheduled again", job_id, ref.tenant, len(missing))
+
+
+async def _requeue_download_if_lost(state: WorkerState, ref: JobRef) -> None:
+    job_id = ref.job["id"]
+    arq_id = download_arq_id(job_id)
     async with state.redis.pipeline(transaction=False) as pipe:
-        for arq_id in arq_ids:
-            pipe.zscore(default_queue_name, arq_id)
-            pipe.exists(in_progress_key_prefix + arq_id)
+        pipe.zscore(default_queue_name, arq_id)
+        pipe.exists(in_progress_key_prefix + arq_id)
         answers = await pipe.execute()
     if any(answers):
         return
@@ -81,14 +97,6 @@ async def _requeue_if_lost(state: WorkerState, ref: JobRef) -> None:
         await end_failed(state, ref, UnitFailed(f"The job lost its place in the queue {requeued} times."))
         return
     logger.warning("job %s tenant=%s lost its queue entries; re-queueing", job_id, ref.tenant)
-    if not ranges:
-        await state.redis.enqueue_job(
-            FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id), _expires=UNIT_EXPIRES_MS / 1000
-        )
-        return
-    done = {r.decode() for r in await state.redis.smembers(keys.ranges(job_id))}  # type: ignore[misc]
-    missing = [r for r in ranges if f"{r[0]}-{r[1]}" not in done] or ranges[-1:]
-    for first, last in missing:
-        await state.redis.enqueue_job(
-            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
-        )
+    await state.redis.enqueue_job(
+        FETCH_DOCUMENT, job_id, _job_id=download_arq_id(job_id), _expires=UNIT_EXPIRES_MS / 1000
+    )

@@ -10,11 +10,12 @@ import httpx
 from arq import Retry
 
 from service import keys
-from service.errors import DownloadFailed, PayloadTooLarge, ServiceError
+from service.errors import DownloadFailed, NoPagesSelected, PayloadTooLarge, ServiceError
 from service.jobs.cache import content_key
 from service.jobs.documents import check_document
 from service.jobs.record import QUEUED, RUNNING, TERMINAL
-from service.jobs.units import OCR_PAGES, UNIT_EXPIRES_MS, encode_ranges, page_ranges, range_arq_id
+from service.jobs.schedule import NORMAL
+from service.jobs.units import job_page_indices, nothing_selected
 from service.netguard import open_stream
 from service.params import MAX_NUMBER_CHARS, ascii_int
 from service.worker.finish import end_failed
@@ -71,13 +72,15 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     except ServiceError as exc:
         return await end_failed(state, ref, exc)
-    pages_total = checked.pages_total
-    ranges = page_ranges(pages_total, settings.split_pages)
+    pages_total = len(job_page_indices(ref.meta | {"document_pages": str(checked.pages_total)}, checked.pages_total))
+    if pages_total == 0:
+        # Only now is the page count known: the selection's 400 becomes the job's failure.
+        return await end_failed(state, ref, NoPagesSelected(nothing_selected(ref.meta["pages"], checked.pages_total)))
     meta = {
+        "document_pages": str(checked.pages_total),
         "media_type": checked.media_type,
         "content_key": content_key(document, ref.job["options"]),
         "size": str(len(document)),
-        "ranges": encode_ranges(ranges),
     }
     fields = [item for pair in meta.items() for item in pair]
     await state.store.write(job_id, ("SET", keys.document(job_id), document), ("HSET", keys.meta(job_id), *fields))
@@ -88,9 +91,7 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         {"status": QUEUED, "pages_total": pages_total, "message": "Downloaded; queued for OCR"},
         allowed_from=[RUNNING],
     )
-    for first, last in ranges:
-        await state.redis.enqueue_job(
-            OCR_PAGES, job_id, first, last, _job_id=range_arq_id(job_id, first), _expires=UNIT_EXPIRES_MS / 1000
-        )
+    indices = job_page_indices(ref.meta | meta, pages_total)
+    await state.store.schedule.add(job_id, ref.tenant, ref.meta.get("priority", NORMAL), indices)
     logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
     return "downloaded"

@@ -24,7 +24,7 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
     job_id, tenant = ref.job["id"], ref.tenant
     total = ref.job["pages_total"]
     if await state.redis.hlen(keys.pages(job_id)) < total:  # type: ignore[misc]
-        return "range-done"
+        return "pages-left"
     refused = await _claim_assembly(state, job_id)
     if refused is not None:
         return refused
@@ -52,9 +52,10 @@ async def finish_if_complete(state: WorkerState, ref: JobRef) -> str:
 async def _claim_assembly(state: WorkerState, job_id: str) -> str | None:
     """None when this worker is to assemble the result, else why not.
 
-    Several ranges may find the document complete at once; exactly one assembles it. The claim lapses
-    like a lease: should its holder die mid-assembly, the cleanup cron's re-queued range takes over
-    (and the completion itself is guarded, so a result is never published twice).
+    Several pages may find the document complete at once; exactly one assembles it. The claim lapses
+    like a lease: should its holder die mid-assembly, its page's lapsed lease brings the page back, and
+    whoever claims it, finding it stored, finishes the job (or the cleanup cron does); the completion
+    itself is guarded, so a result is never published twice.
     """
     claimed = await state.redis.set(keys.finalize(job_id), state.worker_id, nx=True, ex=state.settings.lease_s * 3)
     if claimed:
@@ -104,6 +105,6 @@ async def end_cancelled(state: WorkerState, ref: JobRef) -> str:
         allowed_from=list(ACTIVE),
     )
     if ended is not None:
-        # Other ranges of the document stop too: they see the flag through their lease.
+        # Its other running pages stop too: they see the flag through the cancel channel or their lease.
         logger.info("job %s tenant=%s cancelled while running", ref.job["id"], ref.tenant)
     return CANCELLED

@@ -1,6 +1,6 @@
 """Every unit of work ends its job, whatever it raises.
 
-A unit (a page range, a download, a webhook delivery) that raises something none of its own handlers
+A unit (a page, a download, a webhook delivery) that raises something none of its own handlers
 expected is retried with backoff, and after MAX_TRIES such failures its job fails with `unit_failed`
 (a webhook is marked failed). The failures are counted in the job's own `ocr:attempts:<id>` hash, not
 by arq's try counter, which starts again whenever the cleanup cron re-queues a unit: so a unit that
@@ -36,7 +36,7 @@ async def fail_job(state: WorkerState, ref: JobRef, error: UnitFailed) -> str:
 
 def ends_its_job(unit: str, *, give_up: GiveUp = fail_job) -> Callable[[Unit], Unit]:
     """Wrap the arq function of a unit named `unit` (its arguments after the job id, if any, are
-    added to the name: one count per page range)."""
+    added to the name)."""
 
     def wrap(function: Unit) -> Unit:
         @functools.wraps(function)

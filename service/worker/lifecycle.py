@@ -1,4 +1,5 @@
-"""The worker's start and stop, and what runs beside its jobs: the heartbeat and the cancel listener."""
+"""The worker's start and stop, and what runs beside its arq jobs: the page loop, the leases' renewal,
+the heartbeat and the cancel listener."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from service import keys
 from service.connections import redis_client
 from service.jobs.cache import ContentCache
 from service.jobs.store import JobStore
+from service.worker.claims import claim_pages
+from service.worker.lease import renew_leases
 from service.worker.page_pool import PagePool
 from service.worker.state import WorkerState
 from settings import get_settings
@@ -50,7 +53,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     state.background = [
         asyncio.create_task(_heartbeat(state), name="heartbeat"),
-        asyncio.create_task(_listen_for_cancels(state), name="cancel-listener"),
+        asyncio.create_task(_listen(state), name="listener"),
+        asyncio.create_task(renew_leases(state), name="leases"),
+        # Last: stopping it hands the running pages back, which the others must outlive.
+        asyncio.create_task(claim_pages(state), name="pages"),
     ]
     ctx["state"] = state
     logger.info("worker %s started: %d OCR slots", state.worker_id, settings.ocr_concurrency)
@@ -60,9 +66,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     state: WorkerState | None = ctx.get("state")
     if state is None:
         return
-    for task in state.background:
+    # The page loop first: it hands its pages back while the lease renewal still keeps them.
+    pages, others = state.background[-1], state.background[:-1]
+    pages.cancel()
+    await asyncio.gather(pages, return_exceptions=True)
+    for task in others:
         task.cancel()
-    await asyncio.gather(*state.background, return_exceptions=True)
+    await asyncio.gather(*others, return_exceptions=True)
     with contextlib.suppress(RedisError, OSError):
         await state.redis.zrem(keys.WORKERS, state.worker_id)
     await state.pages.close()
@@ -78,19 +88,26 @@ async def _heartbeat(state: WorkerState) -> None:
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
 
-async def _listen_for_cancels(state: WorkerState) -> None:
-    """Stop local page work the moment a client cancels its job (see service/jobs/control.py)."""
+async def _listen(state: WorkerState) -> None:
+    """Stop local page work the moment a client cancels its job (see service/jobs/control.py), and wake
+    the page loop when pages start waiting (service/jobs/schedule.py)."""
     listener = redis_client(state.settings, socket_timeout_s=None)
     try:
         while True:
             pubsub = listener.pubsub()
             try:
-                await pubsub.subscribe(keys.CANCEL_CHANNEL)
+                await pubsub.subscribe(keys.CANCEL_CHANNEL, keys.SCHED_WAKE_CHANNEL)
+                # Pages may have started waiting while this subscription was down.
+                state.wake.set()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                     if message is None:
                         await pubsub.ping()
-                    elif message["type"] == "message":
+                    elif message["type"] != "message":
+                        continue
+                    elif message["channel"] == keys.SCHED_WAKE_CHANNEL.encode():
+                        state.wake.set()
+                    else:
                         state.cancel_local(message["data"].decode())
             except (RedisError, OSError):
                 await asyncio.sleep(1)

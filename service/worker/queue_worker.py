@@ -2,11 +2,11 @@
 transaction on every poll of the queue.
 
 The lease: arq marks a job it takes with an in-progress key that lives for the longest job timeout
-plus 10 s (21 minutes for a range of 10 pages), and a job stays in the queue until it ends. A worker
+plus 10 s (minutes), and a job stays in the queue until it ends. A worker
 SIGKILLed in the moment it took a unit, before the unit's own code ran, left that key to block the
 unit for all that time: the cleanup cron saw it and took the unit for running. Here the key lives
-LEASE_SECONDS from the take, and the worker renews it for every unit it runs (page ranges, downloads,
-webhooks, the cron) every LEASE_SECONDS / 4: a dead worker's units go to the next worker within
+LEASE_SECONDS from the take, and the worker renews it for every unit it runs (downloads, webhooks,
+the cron) every LEASE_SECONDS / 4: a dead worker's units go to the next worker within
 LEASE_SECONDS, whatever they were doing when it died.
 
 Redis restarts: arq lets a connection error out of its poll (a `WatchError` when the connection drops
@@ -17,9 +17,10 @@ unit is idempotent).
 
 The poll: arq polls its queue every WORKER_POLL_DELAY while it has a free job slot, and checks each
 job id the poll returns with a WATCH transaction (four round trips) before it starts the job, the
-ranges this worker is running itself included: they stay in the queue until they end. With one range
-running and a slot free, those checks were most of the worker's own CPU during OCR (benchmark 1 in
-BENCHMARKS.md). Ids of jobs this worker is running are dropped before the check.
+jobs this worker is running itself included: they stay in the queue until they end. When pages were
+arq jobs (ranges of them), with one running and a slot free, those checks were most of the worker's
+own CPU during OCR (benchmark 1 in BENCHMARKS.md). Ids of jobs this worker is running are dropped
+before the check. (Pages are no longer arq jobs: service/worker/claims.py.)
 """
 
 from __future__ import annotations

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arq.connections import ArqRedis
 
+from service import keys
 from service.jobs.cache import ContentCache
 from service.jobs.store import JobStore
 from service.ocr import CancelToken
 from service.worker.page_pool import PagePool
 from settings import Settings
+
+# Documents kept as files after their last running page, for the job's next turn: the scheduler
+# alternates between jobs, and fetching a large document again for every page would cost more than
+# its OCR. A fixed number, so a worker's disk and memory do not grow with the number of jobs waiting.
+IDLE_DOCUMENTS_KEPT = 8
+
+
+@dataclass
+class LocalDocument:
+    path: Path
+    users: int = 0  # pages of it running here
 
 
 @dataclass
@@ -29,29 +42,50 @@ class WorkerState:
     worker_id: str
     scratch: Path  # documents as files, for the page processes to read
     tokens: dict[str, set[CancelToken]] = field(default_factory=dict)
-    documents: dict[str, tuple[Path, int]] = field(default_factory=dict)  # job id -> (file, ranges using it)
+    # job id -> its document's file, least recently used first
+    documents: OrderedDict[str, LocalDocument] = field(default_factory=OrderedDict)
+    # The leases of the pages this worker runs (service/worker/lease.py renews them): one per OCR slot.
+    held: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Set when pages may be waiting (a publish on the scheduler's channel) or a slot freed.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    _fetching: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def cancel_local(self, job_id: str) -> None:
         for token in list(self.tokens.get(job_id, ())):
             token.cancel()
 
-    @contextlib.contextmanager
-    def document_file(self, job_id: str, document: bytes) -> Iterator[Path]:
-        """The document as a local file while any of this worker's ranges of it run."""
-        path, users = self.documents.get(job_id, (self.scratch / job_id, 0))
-        if users == 0:
-            path.write_bytes(document)
-        self.documents[job_id] = (path, users + 1)
+    @contextlib.asynccontextmanager
+    async def document_file(self, job_id: str) -> AsyncIterator[Path | None]:
+        """The job's document as a local file while pages of it run here; None when it is gone."""
+        entry = await self._open_document(job_id)
+        if entry is None:
+            yield None
+            return
+        entry.users += 1
         try:
-            yield path
+            yield entry.path
         finally:
-            path, users = self.documents[job_id]
-            if users == 1:
-                del self.documents[job_id]
-                path.unlink(missing_ok=True)
-            else:
-                self.documents[job_id] = (path, users - 1)
+            entry.users -= 1
+            self._evict_idle()
+
+    async def _open_document(self, job_id: str) -> LocalDocument | None:
+        async with self._fetching:  # one fetch of a document, however many slots start on it at once
+            entry = self.documents.get(job_id)
+            if entry is None:
+                document = await self.redis.get(keys.document(job_id))
+                if document is None:
+                    return None
+                path = self.scratch / job_id
+                await asyncio.to_thread(path.write_bytes, document)
+                entry = self.documents[job_id] = LocalDocument(path)
+            self.documents.move_to_end(job_id)
+            return entry
+
+    def _evict_idle(self) -> None:
+        idle = [job_id for job_id, entry in self.documents.items() if entry.users == 0]
+        for job_id in idle[: max(0, len(idle) - IDLE_DOCUMENTS_KEPT)]:
+            self.documents.pop(job_id).path.unlink(missing_ok=True)
 
 
 def retry_delay_s(settings: Settings, job_try: int) -> float:

@@ -68,13 +68,13 @@ async def test_scanned_pdf_streams_queued_running_completed(client: httpx.AsyncC
     job = response.json()
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["status"] in ("queued", "running") and len(job["id"]) == 32
-    assert job["options"] == {"lang": "eng", "dpi": 300, "force_ocr": False}
+    assert job["options"] == {"lang": "eng", "dpi": 300, "force_ocr": False, "priority": "normal"}
 
     events = await read_stream(client, job["links"]["events"])
     ids = [int(event_id) for event_id, _, _ in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids), "ids increase"
     assert events[-1][2]["status"] == "completed" and events[-1][1] == "status"
-    progress = [data["progress"] for _, _, data in events]
+    progress = [data["progress"] for _, name, data in events if name != "page"]
     assert progress == sorted(progress) and progress[-1] == 100
 
     result = (await client.get(f"/jobs/{job['id']}/result")).json()
@@ -91,17 +91,22 @@ async def test_stream_of_a_running_job_shows_progress_then_closes(client: httpx.
     document = scanned_pdf([scan(LINES[:2]) for _ in range(3)])
     job = (await submit(client, document)).json()
     events = await read_stream(client, job["links"]["events"])
-    statuses = [data["status"] for _, _, data in events]
+    statuses = [data["status"] for _, name, data in events if name != "page"]
     assert statuses[-1] == "completed"
-    done = [data["pages_done"] for _, _, data in events]
+    done = [data["pages_done"] for _, name, data in events if name != "page"]
     assert done == sorted(done) and done[-1] == 3
-    # However late the live read connected, the job's history from its first event shows every step.
+    # However late the live read connected, the job's history from its first event shows every step:
+    # each page's own event comes just before the progress event that counts it.
     history = await read_stream(client, job["links"]["events"], headers={"Last-Event-ID": "0"})
-    assert [name for _, name, _ in history] == ["status", "status", "progress", "progress", "progress", "status"]
-    assert [int(event_id) for event_id, _, _ in history] == list(range(1, 7))
-    assert [data["status"] for _, _, data in history] == ["queued", "running", "running", "running", "running", "completed"]
+    assert [name for _, name, _ in history] == [
+        "status", "status", "page", "progress", "page", "progress", "page", "progress", "status"
+    ]
+    assert [int(event_id) for event_id, _, _ in history] == list(range(1, 10))
+    changes = [data for _, name, data in history if name != "page"]
+    assert [data["status"] for data in changes] == ["queued", "running", "running", "running", "running", "completed"]
     assert [data["pages_done"] for _, name, data in history if name == "progress"] == [1, 2, 3]
     assert all("page" in data["message"] for _, name, data in history if name == "progress")
+    assert sorted(data["page"]["number"] for _, name, data in history if name == "page") == [1, 2, 3]
 
 
 async def test_raw_body_upload_and_text_layer_skips_ocr(client: httpx.AsyncClient) -> None:

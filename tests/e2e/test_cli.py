@@ -79,6 +79,13 @@ class Lines:
             if all(part in line for part in parts):
                 return line
 
+    def until_closed(self, timeout_s: float = TIMEOUT_S) -> list[str]:
+        """Every line, once the pipe has closed."""
+        deadline = time.monotonic() + timeout_s
+        while (line := self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
+            self.seen.append(line)
+        return self.seen
+
 
 def write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
@@ -332,7 +339,9 @@ def test_follow_resumes_after_a_dropped_stream_without_losing_or_repeating(
 
         # What the server replays after that id is exactly what the client saw after its first event.
         replay = direct._http.get(job["links"]["events"], headers={"Last-Event-ID": first_id.decode()})
-        replayed = [json.loads(line[5:]) for line in replay.text.splitlines() if line.startswith("data:")]
+        data = [json.loads(line[5:]) for line in replay.text.splitlines() if line.startswith("data:")]
+        replayed = [d for d in data if "page" not in d]  # follow() gives the job's changes, not its pages
+        assert len(replayed) < len(data), "the pages were replayed too"
         steps = [(j["status"], j["progress"], j["message"]) for j in seen]
         assert steps[1:] == [(j["status"], j["progress"], j["message"]) for j in replayed]
         ids = [int(line[3:]) for line in replay.text.splitlines() if line.startswith("id:")]
@@ -342,3 +351,40 @@ def test_follow_resumes_after_a_dropped_stream_without_losing_or_repeating(
         end = direct._http.get(job["links"]["events"], headers={"Last-Event-ID": str(ids[-1])})
         assert end.status_code == 204
         assert [j["status"] for j in direct.follow(job, last_event_id=str(ids[-1]))] == ["completed"]
+
+
+def test_follow_prints_each_page_as_it_is_done_in_page_order(live_service: Service, tmp_path: Path) -> None:
+    # One worker reading two pages at a time: page 1 is done well before the last of six.
+    pages = [scan([f"Page {n} of the followed scan", LINES[0]]) for n in range(1, 8)]
+    document = write(tmp_path / "seven.pdf", scanned_pdf(pages))
+    url = live_service.url
+    process = started(url, "submit", document, "--follow", "--pages", "1-3,5-7", "--dpi", "150", "-q")
+    try:
+        out = Lines(process.stdout)
+        first = out.wait_for("Page 1 of the followed")
+        [job] = httpx.get(f"{url}/jobs", params={"limit": 1}, timeout=10).json()["jobs"]
+        assert job["status"] == "running" and job["pages_done"] < 6, "page 1 was printed before the job ended"
+        assert process.wait(timeout=TIMEOUT_S) == 0, process.stderr.read() if process.stderr else ""
+        text = "\n".join(out.until_closed())
+    finally:
+        process.kill()
+        process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert first == out.seen[0]
+    positions = [text.index(f"Page {n} of") for n in (1, 2, 3, 5, 6, 7)]
+    assert positions == sorted(positions) and text.count("\f") == 5
+    assert "Page 4 of" not in text
+    result = httpx.get(f"{url}/jobs/{job['id']}/result", params={"format": "text"}, timeout=10).text
+    assert text == result.rstrip("\n"), "what was printed page by page is the result's text"
+
+
+def test_format_hocr_and_alto_write_the_words(live_service: Service, tmp_path: Path) -> None:
+    document = write(tmp_path / "words.pdf", text_pdf(pages=2))
+    for fmt, marker in (("hocr", "ocrx_word"), ("alto", "http://www.loc.gov/standards/alto/ns-v4#")):
+        target = tmp_path / f"words.{fmt}"
+        done = ocr_service(live_service.url, "submit", document, "--format", fmt, "--output", target, "-q")
+        assert done.returncode == 0, done.stderr
+        content = target.read_text()
+        assert marker in content and content.count('"ocr_page"' if fmt == "hocr" else "<Page ") == 2, content[:300]

@@ -29,7 +29,7 @@ async def key_ttls(service: Service, job_id: str) -> dict[str, int]:
 async def test_a_job_queued_for_longer_than_result_ttl_is_kept_then_ends_and_expires(
     redis_server: RedisServer,
 ) -> None:
-    env = {"RESULT_TTL": "10", "SPLIT_PAGES": "1"}
+    env = {"RESULT_TTL": "10"}
     with running_receiver() as receiver, run_service(redis_server, workers=0, **env) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             job = (await submit(client, text_pdf(pages=2), webhook_url=f"{receiver.url}/hook")).json()
@@ -46,12 +46,12 @@ async def test_a_job_queued_for_longer_than_result_ttl_is_kept_then_ends_and_exp
             assert final["status"] == "completed"
             assert (await client.get(f"/jobs/{job['id']}/result")).json()["pages_total"] == 2
             ended = await key_ttls(service, job["id"])
-            assert keys.ranges(job["id"]) in ended and all(0 < ttl <= 10 for ttl in ended.values()), ended
+            assert keys.pages(job["id"]) in ended and all(0 < ttl <= 10 for ttl in ended.values()), ended
             await asyncio.to_thread(receiver.wait_for_hooks, 1, 20)
 
 
 async def test_the_ranges_of_a_cancelled_split_job_expire_with_it(redis_server: RedisServer) -> None:
-    env = {"SPLIT_PAGES": "1", "OCR_CONCURRENCY": "1", "WORKER_MAX_JOBS": "1"}
+    env = {"OCR_CONCURRENCY": "1", "WORKER_MAX_JOBS": "1"}
     with run_service(redis_server, workers=1, **env) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             job = (await submit(client, scanned_pdf([scan(LINES) for _ in range(4)]))).json()
@@ -62,7 +62,7 @@ async def test_the_ranges_of_a_cancelled_split_job_expire_with_it(redis_server: 
             assert (await client.delete(f"/jobs/{job['id']}")).status_code == 202
             assert (await wait_for_status(client, job, TERMINAL, timeout_s=15))["status"] == "cancelled"
             ttls = await key_ttls(service, job["id"])
-            assert keys.ranges(job["id"]) in ttls and all(0 < ttl <= 3600 for ttl in ttls.values()), ttls
+            assert keys.pages(job["id"]) in ttls and all(0 < ttl <= 3600 for ttl in ttls.values()), ttls
 
 
 async def test_a_cached_copy_and_its_result_expire_together(redis_server: RedisServer) -> None:

@@ -56,10 +56,15 @@ async def test_queue_figures_count_waiting_units_and_their_age(redis_server: Red
             await asyncio.sleep(1.2)  # what is measured here is time passing
             waiting = (await client.get("/metrics")).text
             assert metric(waiting, "ocr_queue_depth") == 2
+            # Per tenant: its pages waiting, and how long the oldest has waited.
+            assert metric(waiting, 'ocr_tenant_pages_waiting{priority="normal",tenant="public"}') == 2
+            assert 1.0 <= metric(waiting, 'ocr_tenant_oldest_wait_seconds{priority="normal",tenant="public"}') < 30
             assert 1.0 <= metric(waiting, "ocr_queue_oldest_age_seconds") < 30
             assert metric(waiting, "ocr_workers_alive") == 0
             stats = await first_stats(client)
             assert stats["queue_depth"] == 2 and stats["workers_alive"] == 0 and stats["oldest_queued_s"] >= 1.0
+            [tenant] = stats["tenants_waiting"]
+            assert tenant["tenant"] == "public" and tenant["pages"] == 2 and tenant["oldest_wait_s"] >= 1.0
             service.start_worker()
             for job in jobs:
                 await read_stream(client, job["links"]["events"])
@@ -70,6 +75,7 @@ async def test_queue_figures_count_waiting_units_and_their_age(redis_server: Red
                 await asyncio.sleep(0.05)
             assert metric(drained, "ocr_queue_depth") == 0 and metric(drained, "ocr_queue_oldest_age_seconds") == 0
             assert metric(drained, "ocr_workers_alive") == 1
+            assert "ocr_tenant_pages_waiting{" not in drained, "a tenant with nothing waiting is not reported"
 
 
 async def test_readyz_needs_a_worker_heartbeat(redis_server: RedisServer) -> None:

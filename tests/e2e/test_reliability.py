@@ -15,6 +15,7 @@ import pytest
 from httpx_sse import aconnect_sse
 from redis.asyncio import Redis
 
+from service import keys
 from tests.conftest import RedisServer, Service, run_service, start_redis
 from tests.e2e.test_api import live_tesseract_pids, read_stream, submit, tesseract_processes, wait_for_status
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
@@ -51,11 +52,11 @@ def assert_each_page_once(result: dict, pages: int) -> None:
 
 
 async def timed_events(client: httpx.AsyncClient, path: str, into: list[tuple[float, dict]]) -> None:
-    """Follow a stream, noting when each event arrived."""
+    """Follow a stream, noting when each change of the job arrived (its page events are not changes)."""
     async with asyncio.timeout(120):
         async with aconnect_sse(client, "GET", path) as source:
             async for sse in source.aiter_sse():
-                if sse.data:
+                if sse.data and sse.event != "page":
                     into.append((time.monotonic(), json.loads(sse.data)))
 
 
@@ -129,12 +130,12 @@ async def test_sigterm_hands_work_back_at_once_and_exits_within_seconds(redis_se
             assert time.monotonic() - started < 5
             # The Tesseract that was reading a page when SIGTERM came did not outlive the worker.
             assert in_flight and not any(running(pid) for pid in in_flight)
-            # Handed back: the range waits in the queue again, and no claim of the dead worker holds it.
+            # Handed back: the page waits in the scheduler again, and no lease of the dead worker holds it.
             redis = Redis.from_url(service.redis_url)
             try:
-                arq_id = f"{job['id']}:0"
-                assert await redis.zscore("arq:queue", arq_id) is not None
-                assert not await redis.exists(f"arq:in-progress:{arq_id}")
+                in_work = (await client.get(f"/jobs/{job['id']}")).json()["pages_done"]
+                assert await redis.zscore(keys.sched_pages(job["id"]), in_work) is not None
+                assert await redis.zcard(keys.SCHED_LEASES) == 0
             finally:
                 await redis.aclose()
             service.start_worker()
@@ -412,7 +413,7 @@ async def test_after_result_ttl_only_the_named_tenant_keys_are_left(redis_server
     ttl_s = 10  # the least settings.py accepts
     tenants = {"acme": "key-acme-0123456", "globex": "key-globex-012345", "initech": "key-initech-01234"}
     env = {"API_KEYS": ",".join(f"{t}:{k}" for t, k in tenants.items()), "SECRET_KEY": "s" * 32,
-           "RESULT_TTL": str(ttl_s), "SPLIT_PAGES": "2", "LEASE_SECONDS": "3"}
+           "RESULT_TTL": str(ttl_s), "LEASE_SECONDS": "3"}
     with running_receiver() as receiver, run_service(redis_server, workers=0, **env) as service:
         redis = Redis.from_url(service.redis_url)
         try:

@@ -7,21 +7,25 @@ import asyncio
 import httpx
 from redis.asyncio import Redis
 
+from service import keys
 from tests.conftest import RedisServer, run_service
 from tests.e2e.test_api import read_stream, submit, tesseract_processes, wait_for_status
 from tests.unit.ocr_samples import LINES, scan, scanned_pdf
 
 
 async def test_ranges_run_on_two_workers_and_assemble_once(redis_server: RedisServer) -> None:
-    with run_service(redis_server, workers=2, SPLIT_PAGES="2", OCR_CONCURRENCY="1") as service:
+    with run_service(redis_server, workers=2, OCR_CONCURRENCY="1") as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             pages = 6
             document = scanned_pdf([scan([f"Page {n} of the split document", *LINES[:2]]) for n in range(1, pages + 1)])
             job = (await submit(client, document)).json()
             events = await read_stream(client, job["links"]["events"], timeout_s=120)
             assert events[-1][2]["status"] == "completed"
-            progress = [data["progress"] for _, _, data in events]
-            done = [data["pages_done"] for _, _, data in events]
+            progress = [data["progress"] for _, name, data in events if name != "page"]
+            done = [data["pages_done"] for _, name, data in events if name != "page"]
+            assert sorted(data["page"]["number"] for _, name, data in events if name == "page") == list(
+                range(1, pages + 1)
+            ), "every page announced once, whichever worker stored it"
             assert progress == sorted(progress) and done == sorted(done)
             assert [name for name, *_ in [(e[1],) for e in events]].count("status") >= 2
             result = (await client.get(f"/jobs/{job['id']}/result")).json()
@@ -39,7 +43,7 @@ async def test_ranges_run_on_two_workers_and_assemble_once(redis_server: RedisSe
 
 
 async def test_cancel_stops_every_range(redis_server: RedisServer) -> None:
-    with run_service(redis_server, workers=2, SPLIT_PAGES="2", OCR_CONCURRENCY="1") as service:
+    with run_service(redis_server, workers=2, OCR_CONCURRENCY="1") as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             document = scanned_pdf([scan(LINES, dpi=300) for _ in range(10)], dpi=300)
             job = (await submit(client, document, dpi="400")).json()
@@ -54,6 +58,9 @@ async def test_cancel_stops_every_range(redis_server: RedisServer) -> None:
             try:
                 queued = [m async for m, _ in redis.zscan_iter("arq:queue")]
                 assert not any(job["id"].encode() in member for member in queued), "no range left queued"
+                # Nor a page waiting or held in the scheduler.
+                assert not await redis.exists(keys.sched_pages(job["id"]))
+                assert not [m async for m, _ in redis.zscan_iter(keys.SCHED_LEASES) if job["id"].encode() in m]
             finally:
                 await redis.aclose()
             assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "cancelled"

@@ -479,3 +479,53 @@ async def test_an_upload_keeps_its_row_when_the_feed_tells_of_its_job_before_the
     tab.assert_no_polling(page_loads=1)
     tab.assert_no_errors()
     await page.context.close()
+
+
+async def test_a_running_job_shows_its_pages_as_they_are_done(
+    browser: Browser, live_service: Service, tmp_path: Path
+) -> None:
+    # Five of six pages on a worker that reads two at a time: the first are done seconds before the last.
+    document = scan_file(tmp_path, ["Pages appear while the job runs"], pages=6, prefix="live")
+    tab = await open_tab(browser, live_service)
+    page = tab.page
+    await expect_live(page)
+    await page.get_by_role("textbox", name="Pages").fill("1-3, 5-6")
+    await page.set_input_files("#file-input", document)
+    row = job_row(page, document.name)
+    show = row.get_by_role("button", name=f"Show pages of {document.name}")
+    await expect(show).to_be_visible(timeout=JOB_WAIT_MS)
+    await show.click()
+    dialog = page.get_by_role("dialog", name=document.name)
+    await expect(dialog.get_by_label("Text of page 1")).to_contain_text("Reference", timeout=JOB_WAIT_MS)
+
+    # The first page is readable while the job still runs.
+    job_id = await row.get_attribute("data-id")
+    async with httpx.AsyncClient(base_url=live_service.url, timeout=10) as http:
+        job = (await http.get(f"/jobs/{job_id}")).json()
+    assert job["status"] == "running" and job["pages_done"] < 5 and job["options"]["pages"] == "1-3,5-6", job
+    await expect(dialog.get_by_role("button", name="Copy text")).to_be_disabled()
+    await expect(dialog.get_by_role("status")).to_contain_text("pages appear here as they are done")
+
+    # Then every selected page, in page order with its own number, and the whole result with its
+    # downloads once it completes.
+    await expect(row).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
+    await expect(dialog.get_by_role("button", name="Copy text")).to_be_enabled(timeout=JOB_WAIT_MS)
+    numbers = [await item.get_attribute("data-number") for item in await dialog.locator("li.page").all()]
+    assert numbers == ["1", "2", "3", "5", "6"]
+    await expect(row.locator(".job-detail")).to_contain_text("5 of 5 pages")
+    for label, ending, marker in (
+        ("Download hOCR (words with their boxes)", ".hocr", '"ocrx_word"'),
+        ("Download ALTO XML (words with their boxes)", ".alto.xml", "<String "),
+        ("Download the words as JSON", ".words.json", '"words":'),
+    ):
+        async with page.expect_download() as downloaded:
+            await dialog.get_by_role("button", name=label).click()
+        download = await downloaded.value
+        assert download.suggested_filename == document.stem + ending
+        assert marker in Path(await download.path()).read_text(), label
+    await page.keyboard.press("Escape")
+    await expect(row.get_by_role("button", name=f"Open result of {document.name}")).to_be_visible()
+    streams = [path for path in tab.gets() if urlsplit(path).path == f"/jobs/{job_id}/events"]
+    assert len(streams) == 1, f"one stream for the job's pages, closed with its end: {streams}"
+    tab.assert_no_errors()
+    await page.context.close()

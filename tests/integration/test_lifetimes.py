@@ -29,7 +29,7 @@ DAY_MS = 24 * 3600 * 1000
 
 
 async def create(store: JobStore, *, tenant: str = "acme", webhook: bool = False, pages: int = 4, **kw: object) -> Job:
-    meta = {"media_type": "application/pdf", "ranges": "0-2,2-4"}
+    meta = {"media_type": "application/pdf"}
     if webhook:
         meta["webhook_url"] = "http://127.0.0.1:9/hook"
     job = new_job(new_job_id(), filename="a.pdf", options={"lang": "eng"}, pages_total=pages)
@@ -47,7 +47,7 @@ async def test_nothing_of_a_live_job_expires_and_its_end_starts_the_ttl_of_all(r
     await store.change(job_id, "acme", {"status": RUNNING}, allowed_from=list(ACTIVE))
     # What a worker and the web write while the job runs.
     await store.write(job_id, ("HSET", keys.pages(job_id), 1, "{}"), ("HSET", keys.text_bytes(job_id), "total", 2))
-    await store.write(job_id, ("SADD", keys.ranges(job_id), "0-2"))
+    await store.write(job_id, ("ZADD", keys.sched_pages(job_id), 3, 3))
     await store.write(job_id, ("SET", keys.cancel(job_id), "1"))
     await store.write(job_id, ("HINCRBY", keys.attempts(job_id), "pages:0", 1))
     live = await ttls(redis, job_id)
@@ -57,8 +57,9 @@ async def test_nothing_of_a_live_job_expires_and_its_end_starts_the_ttl_of_all(r
 
     await store.change(job_id, "acme", {"status": CANCELLED}, allowed_from=list(ACTIVE))
     ended = await ttls(redis, job_id)
-    # The ranges of a cancelled split job expire with the rest (they used to stay for ever).
-    assert keys.ranges(job_id) in ended
+    # The pages of a cancelled split job expire with the rest (they used to stay for ever); its
+    # pages waiting in the scheduler are gone at once.
+    assert keys.pages(job_id) in ended and keys.sched_pages(job_id) not in ended
     assert all(0 < ttl <= TTL_S for ttl in ended.values()), ended
     assert await redis.exists(keys.tenant_active("acme")) == 0
     for key in (keys.tenant_jobs("acme"), keys.feed("acme"), keys.feed_seq("acme")):
@@ -70,9 +71,9 @@ async def test_a_write_after_the_end_takes_the_jobs_remaining_lifetime(redis: Re
     job = await create(store)
     job_id = job["id"]
     await store.change(job_id, "acme", {"status": FAILED}, allowed_from=list(ACTIVE))
-    # A range that finished after another failed the job.
-    await store.write(job_id, ("SADD", keys.ranges(job_id), "2-4"))
-    assert 0 < await redis.pttl(keys.ranges(job_id)) <= await redis.pttl(keys.job(job_id)) + 5
+    # A page that finished after another failed the job.
+    await store.write(job_id, ("HSET", keys.pages(job_id), 3, "{}"))
+    assert 0 < await redis.pttl(keys.pages(job_id)) <= await redis.pttl(keys.job(job_id)) + 5
     # A later change (the webhook's outcome) does not extend the job's life.
     await redis.expire(keys.job(job_id), 30)
     await store.change(job_id, "acme", {"webhook": {"status": "delivered"}})
@@ -151,19 +152,20 @@ async def worker_state(redis_server: RedisServer, redis: Redis) -> AsyncIterator
 
 
 async def drop_queue(redis: Redis) -> None:
-    """What arq leaves of units it gave up on: nothing."""
+    """What a Redis restart without persistence leaves of waiting work: nothing."""
     await redis.delete("arq:queue", *[k async for k in redis.scan_iter(match="arq:job:*")])
+    await redis.delete(*[k async for k in redis.scan_iter(match="ocr:sched:*")])
 
 
 async def test_the_cron_fails_a_job_it_cannot_handle_and_still_serves_the_others(worker_state: WorkerState) -> None:
     store = worker_state.store
     damaged = await create(store, tenant="a")
-    await store.write(damaged["id"], ("HSET", keys.meta(damaged["id"]), "ranges", "garbage"))
+    await store.write(damaged["id"], ("HSET", keys.pages(damaged["id"]), "garbage", "{}"))
     lost = await create(store, tenant="b")
     for _ in range(worker_state.settings.max_tries):
         await cleanup({"state": worker_state})
         # The lost job of the other tenant was put back each time, however the damaged one fared.
-        assert await worker_state.redis.zscore("arq:queue", f"{lost['id']}:0") is not None
+        assert await worker_state.redis.zcard(keys.sched_pages(lost["id"])) == 4
         await drop_queue(worker_state.redis)
     ref = await store.get(damaged["id"])
     assert ref is not None and ref.job["status"] == FAILED and ref.job["error"]["code"] == "unit_failed"
@@ -172,12 +174,13 @@ async def test_the_cron_fails_a_job_it_cannot_handle_and_still_serves_the_others
 async def test_a_unit_the_cron_keeps_re_queueing_fails_after_max_tries(worker_state: WorkerState) -> None:
     store = worker_state.store
     job = await create(store)
-    # arq gives up on a unit (its own max_tries) and drops it: the cron finds it lost, again and again.
+    # The job's waiting pages are lost (a Redis restart without persistence): the cron finds it lost,
+    # again and again.
     for _ in range(worker_state.settings.max_tries):
         await cleanup({"state": worker_state})
-        assert await worker_state.redis.zscore("arq:queue", f"{job['id']}:0") is not None
-        # arq's default would drop it again after a day in the queue, and the cron count that too.
-        assert await worker_state.redis.pttl(f"arq:job:{job['id']}:0") > DAY_MS
+        assert await worker_state.redis.zcard(keys.sched_pages(job["id"])) == 4
+        # Waiting pages never expire while the job lives, however long they wait.
+        assert await worker_state.redis.pttl(keys.sched_pages(job["id"])) == -1
         await drop_queue(worker_state.redis)
     await cleanup({"state": worker_state})
     ref = await store.get(job["id"])

@@ -202,16 +202,17 @@ def test_submit_sends_a_multipart_upload_with_the_options(tmp_path: Any) -> None
     client, _, _ = make_client(handler)
     path = tmp_path / "scan.pdf"
     path.write_bytes(b"%PDF-1.7 fake")
-    assert client.submit(path, lang="eng+deu", dpi=150, force_ocr=True, wait=3)["status"] == "queued"
+    assert client.submit(path, lang="eng+deu", dpi=150, force_ocr=True, priority="low", wait=3)["status"] == "queued"
     assert seen["params"] == {"wait": "3"} and seen["type"].startswith("multipart/form-data")
     body = seen["body"]
     assert b'name="file"; filename="scan.pdf"' in body and b"%PDF-1.7 fake" in body
-    for name, value in (b"lang", b"eng+deu"), (b"dpi", b"150"), (b"force_ocr", b"true"):
+    for name, value in (b"lang", b"eng+deu"), (b"dpi", b"150"), (b"force_ocr", b"true"), (b"priority", b"low"):
         assert b'name="' + name + b'"\r\n\r\n' + value in body
 
     client.submit(b"raw bytes", filename="page.png")
     assert b'filename="page.png"' in seen["body"] and seen["params"] == {}
     assert b'name="lang"' not in seen["body"] and b'name="force_ocr"' not in seen["body"]
+    assert b'name="priority"' not in seen["body"]
 
 
 def test_error_answers_become_api_errors() -> None:

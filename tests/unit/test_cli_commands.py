@@ -26,6 +26,8 @@ def test_submit_arguments() -> None:
             "--dpi",
             "150",
             "--force-ocr",
+            "--priority",
+            "low",
             "--wait",
             "2.5",
             "--format",
@@ -46,6 +48,7 @@ def test_submit_arguments() -> None:
         True,
     )
     assert not args.follow
+    assert args.priority == "low" and build_parser().parse_args(["submit", "a.pdf"]).priority is None
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,15 @@ LANGS = frozenset({"eng", "deu"})
 
 
 def test_defaults() -> None:
-    assert parse_options({}, LANGS) == ({"lang": "eng", "dpi": 300, "force_ocr": False}, None)
+    assert parse_options({}, LANGS) == ({"lang": "eng", "dpi": 300, "force_ocr": False, "priority": "normal"}, None)
 
 
 def test_valid_options() -> None:
     options, webhook = parse_options(
-        {"lang": "eng+deu", "dpi": "72", "force_ocr": "true", "webhook_url": "https://hooks.example/x"}, LANGS
+        {"lang": "eng+deu", "dpi": "72", "force_ocr": "true", "webhook_url": "https://hooks.example/x", "priority": "low"},
+        LANGS,
     )
-    assert options == {"lang": "eng+deu", "dpi": 72, "force_ocr": True}
+    assert options == {"lang": "eng+deu", "dpi": 72, "force_ocr": True, "priority": "low"}
     assert webhook == "https://hooks.example/x"
 
 
@@ -24,7 +25,7 @@ def test_valid_options() -> None:
     "fields",
     [
         {"dpi": "71"}, {"dpi": "601"}, {"dpi": "3e2"}, {"dpi": "-1"}, {"lang": "fra"}, {"lang": "eng+"},
-        {"lang": "../eng"}, {"force_ocr": "2"}, {"webhook_url": "ftp://x"}, {"webhook_url": "file:///etc/passwd"},
+        {"lang": "../eng"}, {"force_ocr": "2"}, {"priority": "high"}, {"priority": "LOW"}, {"webhook_url": "ftp://x"}, {"webhook_url": "file:///etc/passwd"},
     ],
 )
 def test_out_of_range_or_malformed_options_are_400(fields: dict[str, str]) -> None:
