@@ -7,8 +7,7 @@ import functools
 from dataclasses import dataclass
 
 from service.errors import TooManyPages, UnsupportedMediaType
-from service.ocr import count_pages, sniff_media_type
-from service.ocr.document import MAX_IMAGE_PIXELS
+from service.ocr.media import MAX_IMAGE_PIXELS, sniff_media_type
 
 
 @dataclass(frozen=True)
@@ -23,6 +22,11 @@ async def check_document(document: bytes, *, max_pages: int, max_pixels: int = M
     media_type = sniff_media_type(document[:1024])
     if media_type is None:
         raise UnsupportedMediaType("The document is not a PDF, PNG, JPEG or TIFF (judged from its bytes).")
+    # Imported here, not at the top: counting pages is the only thing the web and the worker need PyMuPDF
+    # for, and the worker's process would otherwise hold it (some 40 MB) for nothing between documents
+    # fetched by URL (BENCHMARKS.md section 13).
+    from service.ocr.document import count_pages
+
     # Opening a large PDF takes a while: keep the event loop free for other requests.
     pages_total = await asyncio.to_thread(
         functools.partial(count_pages, document, media_type, max_pixels=max_pixels, max_pages=max_pages)

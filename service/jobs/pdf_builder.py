@@ -19,8 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from service.errors import DocumentError, UnprocessableDocument, error_class
-from service.ocr import searchable_pdf
-from service.ocr.page import PageResult
+from service.ocr.result import PageResult
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["service.ocr.searchable"])
@@ -75,6 +74,9 @@ def _unpack(reply: tuple[Any, ...]) -> bytes:
 
 def _build(sender: Connection, document: bytes, media_type: str, pages: list[PageResult], memory_bytes: int) -> None:
     """The child: build, send the PDF or what went wrong, exit."""
+    # Imported in the child only (the forkserver preloads it): the web's own process stays without PyMuPDF.
+    from service.ocr.searchable import searchable_pdf
+
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     reply: tuple[Any, ...]

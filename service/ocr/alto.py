@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from service.ocr.layout import Box, blocks
 from service.ocr.markup import escape
-from service.ocr.page import PageResult
+from service.ocr.result import PageResult
 
 MEDIA_TYPE = "application/xml"
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"

@@ -1,4 +1,4 @@
-"""Recognising and opening uploaded documents: media type sniffing, page counting, opening with PyMuPDF.
+"""Opening uploaded documents with PyMuPDF, and counting their pages (media.py recognises their type).
 
 PyMuPDF is not thread-safe and a Document must never be shared between threads, so every caller opens
 its own with open_document().
@@ -16,38 +16,19 @@ import pymupdf
 from PIL import Image
 
 from service.errors import EncryptedDocument, ImageTooLarge, UnprocessableDocument, UnsupportedMediaType
+from service.ocr.media import JPEG, MAX_IMAGE_PIXELS, PDF, PNG, TIFF
 
 logger = logging.getLogger(__name__)
-
-PDF = "application/pdf"
-PNG = "image/png"
-JPEG = "image/jpeg"
-TIFF = "image/tiff"
 
 # The filetype hint PyMuPDF needs to open a stream of each supported media type.
 FILETYPES = {PDF: "pdf", PNG: "png", JPEG: "jpeg", TIFF: "tiff"}
 
-# PDF readers accept a header preceded by some junk (Acrobat looks within the first 1024 bytes).
-_PDF_HEADER_WINDOW = 1024
 # A complete PDF ends with %%EOF, possibly followed by a few bytes of trailing garbage.
 _PDF_EOF_WINDOW = 1024
 
 # What PyMuPDF raises for a broken document: its own FileDataError (a RuntimeError), ValueError, and
 # the MuPDF C errors, which surface as FzErrorBase subclasses when a page is loaded or drawn.
 MUPDF_ERRORS: tuple[type[Exception], ...] = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
-
-
-def sniff_media_type(head: bytes) -> str | None:
-    """The supported media type of a document from its first bytes, or None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
-    if head.startswith(b"\xff\xd8\xff"):
-        return JPEG
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return TIFF
-    if b"%PDF-" in head[:_PDF_HEADER_WINDOW]:
-        return PDF
-    return None
 
 
 def open_document(data: bytes, media_type: str) -> pymupdf.Document:
@@ -78,12 +59,6 @@ def open_document(data: bytes, media_type: str) -> pymupdf.Document:
         doc.close()
         raise
     return doc
-
-
-# An image is decoded whole before any scaling, so its size is checked from its header first: a
-# 40,000 x 40,000 1-bit PNG is a few KB on disk and 1.6 GB once decoded (a decompression bomb). The
-# cap is the renderer's own (MAX_PAGE_PIXELS): a larger frame would only be decoded to be scaled down.
-MAX_IMAGE_PIXELS = 40_000_000
 
 
 def check_image_size(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, *, max_frames: int | None = None) -> None:

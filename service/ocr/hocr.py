@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from service.ocr.layout import Box, blocks
 from service.ocr.markup import escape
-from service.ocr.page import PageResult
+from service.ocr.result import PageResult
 
 MEDIA_TYPE = "application/xhtml+xml"
 CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from service.ocr.page import PageResult
+from service.ocr.result import PageResult
 
 Box = tuple[float, float, float, float]
 

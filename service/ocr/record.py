@@ -13,7 +13,7 @@ import json
 import zlib
 from typing import Any
 
-from service.ocr.page import PARAGRAPH_GAP, PageResult
+from service.ocr.result import PARAGRAPH_GAP, PageResult
 from service.ocr.words import PageWords
 
 # Fast, and on these records within a few percent of the best level's size.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pymupdf
 
 from service.ocr.document import open_document
-from service.ocr.page import PageResult
+from service.ocr.result import PageResult
 
 
 def searchable_pdf(data: bytes, media_type: str, pages: list[PageResult]) -> bytes:

@@ -17,13 +17,14 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from service.childenv import minimal_env
 from service.errors import OcrCancelled, TransientOcrError
 from service.ocr.cancel import CancelToken
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -130,4 +131,9 @@ def write_image(pixels: np.ndarray, path: Path) -> None:
     300-dpi page (benchmark 1). Tesseract reads the 8 MB file in no more time than a 0.5 MB PNG, which
     costs 0.05 s to compress; any image on stdin costs more, since tesseract reads stdin a byte at a
     time (8 MB of PGM that way: +0.2 s)."""
+    # Imported here: the worker and the web ask only installed_languages() of this module, and stay
+    # without numpy and Pillow (a unit test in tests/unit/test_layout.py); page processes have them loaded.
+    import numpy as np
+    from PIL import Image
+
     Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="L").save(path, "TIFF")

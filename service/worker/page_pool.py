@@ -32,7 +32,7 @@ from typing import Any
 
 from service.childenv import minimal_env
 from service.errors import DocumentError, OcrCancelled, TextTooLarge, TransientOcrError, error_class
-from service.ocr import CancelToken, PageOptions, PageResult, process_page
+from service.ocr import CancelToken, PageOptions, PageResult
 from service.ocr.record import record_json
 
 logger = logging.getLogger(__name__)
@@ -231,6 +231,10 @@ def _unpack(reply: tuple[Any, ...]) -> PageResult:
 
 def _serve(stdin: Any, stdout: Any) -> None:
     """The child's loop: read a request, do the page, answer; until the parent closes the pipe."""
+    # Imported in the child only (it is started afresh with `-m`, not forked): the worker's own process
+    # stays without PyMuPDF, OpenCV and numpy (BENCHMARKS.md section 13).
+    from service.ocr.page import process_page
+
     loaded_path: str | None = None
     data = b""
     while True:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,5 +63,31 @@ def test_the_client_imports_nothing_of_the_server() -> None:
 
 def test_no_module_is_over_the_size_a_reader_takes_in() -> None:
     sources = [*SERVICE.rglob("*.py"), *(SERVICE / "static").glob("*.js"), ROOT / "settings.py", ROOT / "worker.py"]
-    too_long = {str(p.relative_to(ROOT)): n for p in sources if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    too_long = {
+        str(p.relative_to(ROOT)): n for p in sources if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert too_long == {}
+
+
+# What only the page processes (and the web's PDF builds) may load: some 70 MB in every process that
+# imports them (BENCHMARKS.md section 13).
+HEAVY_LIBRARIES = ("fitz", "pymupdf", "cv2", "numpy")
+
+
+def test_the_worker_and_the_web_load_no_page_library() -> None:
+    """Importing the worker's jobs and the web's app (everything either process imports before it serves)
+    loads neither PyMuPDF, nor OpenCV, nor numpy: those are the page processes' own."""
+    probe = (
+        "import sys, worker, service.web, service.api.app; "
+        f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_LIBRARIES!r})))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert completed.stdout.split() == []

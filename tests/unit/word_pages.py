@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.ocr import PageResult
-from service.ocr.page import PARAGRAPH_GAP
+from service.ocr.result import PARAGRAPH_GAP
 from service.ocr.tsv import TsvWord
 from service.ocr.words import Frame, from_text_layer, from_tsv
 
