@@ -16,10 +16,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from service import keys
 from tests.conftest import RedisServer, run_service, running_redis
 from tests.e2e.receiver import Receiver, running_receiver
 from tests.e2e.test_api import TERMINAL, submit, wait_for_status
-from tests.unit.ocr_samples import text_pdf
+from tests.unit.ocr_samples import LINES, scan, scanned_pdf, text_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -46,29 +47,30 @@ async def wait_for_hooks(receiver: Receiver, count: int, timeout_s: float) -> li
     return [json.loads(body) for _, body in receiver.hooks]
 
 
-async def test_a_worker_killed_as_it_takes_a_page_range_hands_it_on_within_the_lease(
+async def test_a_worker_killed_as_it_takes_a_page_hands_it_on_within_the_lease(
     redis_server: RedisServer,
 ) -> None:
-    """The soak's job that never ended: its worker was SIGKILLed in the same moment as it took the range,
-    before the range's own lease began, and arq's in-progress key held the range for its whole timeout.
-    The test kills the worker on the very command that takes the range."""
+    """The soak's job that never ended: its worker was SIGKILLed in the same moment as it took its work,
+    before that work's own lease began. A page's lease is now set by the claim itself (the scheduler's
+    Lua script), so the test kills the worker on the very command of the claim that takes the page."""
     with run_service(redis_server, workers=0, LEASE_SECONDS=str(LEASE_S)) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
             job = (await submit(client, text_pdf(lines=["Taken by a worker that died at once"]))).json()
-            taken = f"arq:in-progress:{job['id']}:0"
+            taken = f"{job['id']}:0"
             watcher = Redis.from_url(service.redis_url)
             try:
                 async with watcher.monitor() as monitor, asyncio.timeout(30):
                     worker = service.start_worker()
                     async for command in monitor.listen():
                         words = str(command["command"]).split()
-                        if words[:2] == ["PSETEX", taken]:
+                        if words[:2] == ["ZADD", keys.SCHED_LEASES] and words[-1] == taken:
                             killed_at = kill(worker)
+                            taken_at_ms = command["time"] * 1000
                             break
             finally:
                 await watcher.aclose()
-            # The take itself claims the range for a lease, not for arq's job timeout.
-            assert int(words[2]) <= LEASE_S * 1000, words
+            # The take itself claims the page for a lease, not for a job's timeout.
+            assert float(words[-2]) - taken_at_ms <= LEASE_S * 1000 + 500, words
             service.start_worker()
             final = await wait_for_status(client, job, TERMINAL, timeout_s=LEASE_S + 10)
             assert final["status"] == "completed", final
@@ -119,10 +121,14 @@ async def test_a_deleted_jobs_webhook_still_posts_the_job_as_it_ended(redis_serv
                                        files={"file": ("a.pdf", document)})).json()
             assert first["status"] == "completed"
             await wait_until_arrived(receiver, "/hook")
-            # Ended while the worker is busy, then deleted: a cache hit (completed) and a job cancelled while queued.
+            # Ended while the worker is busy, then deleted: a cache hit (completed) and a job cancelled while
+            # queued. A low-priority job waits while a normal one has pages waiting: three scanned pages on
+            # the worker's one OCR slot keep it queued for two page times at least.
             cached = (await submit(client, document, **hook)).json()
             assert cached["cached"] is True and cached["status"] == "completed"
-            queued = (await submit(client, text_pdf(lines=["Cancelled while queued"]), **hook)).json()
+            blocker = (await submit(client, scanned_pdf([scan(LINES[:2]) for _ in range(3)]))).json()
+            await wait_for_status(client, blocker, {"running"}, timeout_s=30)
+            queued = (await submit(client, text_pdf(lines=["Cancelled while queued"]), priority="low", **hook)).json()
             assert (await client.delete(f"/jobs/{queued['id']}")).json()["status"] == "cancelled"
             for job in (cached, queued):
                 assert (await client.delete(f"/jobs/{job['id']}")).status_code == 204
@@ -169,8 +175,8 @@ async def loaded(redis: Redis, timeout_s: float = 30) -> None:
 async def test_a_worker_rides_out_a_redis_restart_while_the_aof_loads() -> None:
     """Redis with its append-only file on, crashed (SIGKILL) and started again while submissions keep
     coming: for seconds it answers LOADING while it reads the file back. The worker stays up through it
-    (arq let `BusyLoadingError` and `WatchError` out of its poll, and the worker exited), and every job
-    accepted before, during and after ends."""
+    (arq let `BusyLoadingError` and `WatchError` out of its poll, and the worker exited; the page loop
+    must ride it out too), and every job accepted before, during and after ends."""
     # Filler keys, each loaded slowly: the restarted server answers LOADING for about two seconds.
     options = ("--appendonly", "yes", "--appendfsync", "everysec", "--enable-debug-command", "local",
                "--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024")
@@ -187,12 +193,15 @@ async def test_a_worker_rides_out_a_redis_restart_while_the_aof_loads() -> None:
                 accepted: list[dict] = []
                 stop = asyncio.Event()
                 feeding = asyncio.create_task(feed(client, accepted, stop))
-                # Crashed while the worker is taking a job: between arq's WATCH and its EXEC.
+                # Crashed while the worker is taking work: in the claim of a page, or between arq's WATCH and its EXEC.
+                claim = f"ZADD {keys.SCHED_LEASES} "
                 watcher = Redis.from_url(service.redis_url)
                 try:
                     async with watcher.monitor() as monitor, asyncio.timeout(30):
                         async for command in monitor.listen():
-                            if str(command["command"]).startswith("WATCH arq:in-progress:") and len(accepted) > 5:
+                            # The take: a page's claim (the scheduler's lease) or a unit's (arq's WATCH).
+                            taking = str(command["command"]).startswith(("WATCH arq:in-progress:", claim))
+                            if taking and len(accepted) > 5:
                                 server.process.kill()
                                 break
                 finally:
