@@ -12,6 +12,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ from settings import get_settings
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 10
+# Shutdown steps are bounded (see `_bounded`); together well inside the platform's 30 s before SIGKILL.
+HAND_BACK_S = 3.0
+SHUTDOWN_STEP_S = 2.0
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -69,16 +73,28 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     # The page loop first: it hands its pages back while the lease renewal still keeps them.
     pages, others = state.background[-1], state.background[:-1]
     pages.cancel()
-    await asyncio.gather(pages, return_exceptions=True)
+    await _bounded("handing pages back", asyncio.gather(pages, return_exceptions=True), HAND_BACK_S)
     for task in others:
         task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
+    await _bounded("stopping the heartbeat and listener", asyncio.gather(*others, return_exceptions=True))
     with contextlib.suppress(RedisError, OSError):
-        await state.redis.zrem(keys.WORKERS, state.worker_id)
-    await state.pages.close()
+        await _bounded("leaving the workers' set", state.redis.zrem(keys.WORKERS, state.worker_id))
+    await _bounded("stopping the page processes", state.pages.close())
     shutil.rmtree(state.scratch, ignore_errors=True)
-    await state.redis.aclose()
+    await _bounded("closing Redis", state.redis.aclose())
     logger.info("worker %s stopped", state.worker_id)
+
+
+async def _bounded(step: str, work: Awaitable[object], limit_s: float = SHUTDOWN_STEP_S) -> None:
+    """One step of the shutdown, given `limit_s`: SIGTERM ends the worker within seconds (the platform
+    SIGKILLs it 30 s later), so a step that hangs (a page process being started as the signal came, a
+    connection that does not answer) is logged and left behind rather than holding the others up. A
+    page not handed back is not lost: its lease lapses."""
+    try:
+        async with asyncio.timeout(limit_s):
+            await work
+    except TimeoutError:
+        logger.warning("worker shutdown: %s took over %g s; going on without it", step, limit_s)
 
 
 async def _heartbeat(state: WorkerState) -> None:
