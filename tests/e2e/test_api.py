@@ -149,24 +149,34 @@ async def test_last_event_id_resumes_after_the_given_event(client: httpx.AsyncCl
 
 
 async def test_stream_carries_retry_and_pings(client: httpx.AsyncClient) -> None:
-    """The service under test pings every second (SSE_PING_SECONDS=1); the default is 15 s."""
-    # Six full 300-dpi pages on two page processes keep the stream open for about two seconds.
-    pages = [scan(LINES * 3, dpi=300, height_pt=792) for _ in range(6)]
-    response = await submit(client, scanned_pdf(pages, dpi=300))
-    job = response.json()
-    raw = b""
-    async with asyncio.timeout(60):
-        async with client.stream("GET", job["links"]["events"]) as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            assert stream.headers["x-accel-buffering"] == "no"
-            async for chunk in stream.aiter_bytes():
-                raw += chunk
+    """The service under test pings every second (SSE_PING_SECONDS=1) while a stream is quiet; the
+    default is 15 s. A stream that carries events needs no ping, so the job is kept quiet for sure: its
+    document's download is held by the receiver until the stream has carried a ping."""
+    from tests.e2e.receiver import running_receiver
+
+    with running_receiver() as receiver:
+        receiver.documents["held.pdf"] = text_pdf(lines=["Pinged while its download waits"])
+        receiver.hold = True
+        job = (await client.post("/jobs", json={"url": f"{receiver.url}/docs/held.pdf"})).json()
+        raw = b""
+        try:
+            async with asyncio.timeout(60):
+                async with client.stream("GET", job["links"]["events"]) as stream:
+                    assert stream.headers["content-type"].startswith("text/event-stream")
+                    assert stream.headers["x-accel-buffering"] == "no"
+                    async for chunk in stream.aiter_bytes():
+                        raw += chunk
+                        if b": ping" in raw:
+                            receiver.hold = False
+        finally:
+            receiver.hold = False
     text = raw.decode()
     # SSE_RETRY_MS (2000) plus up to half again of jitter, so that clients do not come back together.
     retry = re.search(r"^retry: (\d+)$", text, re.M)
     assert retry is not None and 2000 <= int(retry.group(1)) <= 3000
     assert ": ping" in text
     assert text.rstrip().endswith("}")
+    assert '"status":"completed"' in text
 
 
 async def test_same_document_is_served_from_the_cache(client: httpx.AsyncClient) -> None:
