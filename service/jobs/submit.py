@@ -108,7 +108,8 @@ async def _submit(
     document = submission.document
     checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     meta["document_pages"] = str(checked.pages_total)
-    pages_total = len(job_page_indices(meta, checked.pages_total))
+    indices = job_page_indices(meta, checked.pages_total)
+    pages_total = len(indices)
     if pages_total == 0:
         raise BadRequest(nothing_selected(meta["pages"], checked.pages_total))
     key = content_key(document, submission.options)
@@ -122,7 +123,6 @@ async def _submit(
 
     job = new_job(new_job_id(), filename=submission.filename, options=submission.options, pages_total=pages_total)
     job = await store.create(job, tenant=tenant, meta=meta, document=document, max_active=settings.max_active_jobs)
-    indices = job_page_indices(meta, checked.pages_total)
     await _enqueue_or_fail(store, job, tenant, lambda: store.schedule.add(job["id"], tenant, meta["priority"], indices))
     logger.info("job %s tenant=%s queued: %d pages, %d bytes", job["id"], tenant, pages_total, len(document))
     return job, False

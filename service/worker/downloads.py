@@ -72,7 +72,8 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         checked = await check_document(document, max_pages=settings.max_pages, max_pixels=settings.max_page_pixels)
     except ServiceError as exc:
         return await end_failed(state, ref, exc)
-    pages_total = len(job_page_indices(ref.meta | {"document_pages": str(checked.pages_total)}, checked.pages_total))
+    indices = job_page_indices(ref.meta | {"document_pages": str(checked.pages_total)}, checked.pages_total)
+    pages_total = len(indices)
     if pages_total == 0:
         # Only now is the page count known: the selection's 400 becomes the job's failure.
         return await end_failed(state, ref, NoPagesSelected(nothing_selected(ref.meta["pages"], checked.pages_total)))
@@ -91,7 +92,6 @@ async def fetch_document(ctx: dict[str, Any], job_id: str) -> str:
         {"status": QUEUED, "pages_total": pages_total, "message": "Downloaded; queued for OCR"},
         allowed_from=[RUNNING],
     )
-    indices = job_page_indices(ref.meta | meta, pages_total)
     await state.store.schedule.add(job_id, ref.tenant, ref.meta.get("priority", NORMAL), indices)
     logger.info("job %s tenant=%s downloaded %d bytes, %d pages", job_id, ref.tenant, len(document), pages_total)
     return "downloaded"
