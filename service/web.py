@@ -11,9 +11,8 @@ from __future__ import annotations
 import resource
 
 import uvicorn
-from starlette.applications import Starlette
 
-from service.api.app import create_app
+from service.api.app import Edge, create_app
 from service.logs import configure_logging
 from service.ops.startup_checks import check_web_environment
 from settings import load_or_exit
@@ -26,7 +25,7 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
-def create_web_app() -> Starlette:
+def create_web_app() -> Edge:
     """One web process's app: uvicorn calls this in each of the WEB_CONCURRENCY processes, which start
     with a fresh interpreter and so set up their own logging."""
     settings = load_or_exit()

@@ -26,6 +26,7 @@ from service.api import cache, jobs, ops, pages, results, streams
 from service.api.context import Services, StreamSlots
 from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
+from service.api.sse import HANDOFF, EventStream
 from service.connections import redis_client
 from service.errors import ServiceError, ServiceUnavailable
 from service.jobs.backlog import Backlogs
@@ -92,8 +93,9 @@ class RevalidatedStaticFiles(StaticFiles):
         return response
 
 
-class SecurityHeaders:
-    """nosniff everywhere, and one access-log line per request with its duration."""
+class Edge:
+    """Outside every other layer: nosniff on every response, one access-log line per request with its
+    duration, and the life of the event streams once opened (service/api/sse.py, `HANDOFF`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,6 +106,8 @@ class SecurityHeaders:
             return
         started = time.perf_counter()
         status = 0
+        handoff: list[EventStream] = []
+        scope[HANDOFF] = handoff
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -115,8 +119,15 @@ class SecurityHeaders:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                del scope[HANDOFF], send_with_headers  # neither is kept for a stream's life
+            if handoff:
+                await handoff.pop().stream(scope, receive, send)
         finally:
+            for stream in handoff:  # opened, but the app failed after: its slot and subscription go back
+                stream.release()
             access_logger.info(
                 "%s %s %d %.1fms",
                 scope["method"],
@@ -199,7 +210,7 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
 
 
 def middleware_for(settings: Settings) -> list[Middleware]:
-    middleware = [Middleware(SecurityHeaders)]
+    middleware = []
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -213,11 +224,14 @@ def middleware_for(settings: Settings) -> list[Middleware]:
     return middleware
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> Edge:
+    """The Starlette app (its error handling, CORS, router) behind `Edge`, which uvicorn calls."""
     settings = settings or get_settings()
-    return Starlette(
-        routes=ROUTES,
-        middleware=middleware_for(settings),
-        lifespan=lifespan_for(settings),
-        exception_handlers=EXCEPTION_HANDLERS,
+    return Edge(
+        Starlette(
+            routes=ROUTES,
+            middleware=middleware_for(settings),
+            lifespan=lifespan_for(settings),
+            exception_handlers=EXCEPTION_HANDLERS,
+        )
     )

@@ -33,17 +33,25 @@ class StreamSlots:
                 f"This tenant already has {self.per_tenant} streams open here; close some first.", retry_after_s=5
             )
         self._open[tenant] = self._open.get(tenant, 0) + 1
-        given_back = False
+        return _Slot(self._open, tenant)
 
-        def give_back() -> None:
-            nonlocal given_back
-            if not given_back:
-                given_back = True
-                self._open[tenant] -= 1
-                if not self._open[tenant]:
-                    del self._open[tenant]
 
-        return give_back
+class _Slot:
+    """One stream's slot; calling it gives it back. An object of two fields, not a closure: a process
+    holds one per open stream."""
+
+    __slots__ = ("_open", "_tenant")
+
+    def __init__(self, open_: dict[str, int], tenant: str) -> None:
+        self._open = open_
+        self._tenant: str | None = tenant
+
+    def __call__(self) -> None:
+        tenant, self._tenant = self._tenant, None
+        if tenant is not None:
+            self._open[tenant] -= 1
+            if not self._open[tenant]:
+                del self._open[tenant]
 
 
 @dataclass(frozen=True)

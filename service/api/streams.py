@@ -117,6 +117,34 @@ class FeedEvents(LiveEvents):
         return self.encoded(event, "feed", event.tseq), False
 
 
+class _Release:
+    """Gives back a stream's subscription and slot (small objects rather than closures: a process holds
+    one of each per open stream)."""
+
+    __slots__ = ("give_back", "subscription")
+
+    def __init__(self, subscription: Subscription, give_back: Callable[[], None]) -> None:
+        self.subscription = subscription
+        self.give_back = give_back
+
+    def __call__(self) -> None:
+        self.subscription.close()
+        self.give_back()
+
+
+class _Present:
+    """A job as the stream's tenant sees it (service/api/present.py)."""
+
+    __slots__ = ("services", "tenant")
+
+    def __init__(self, services: Services, tenant: str) -> None:
+        self.services = services
+        self.tenant = tenant
+
+    def __call__(self, job: Job) -> dict[str, Any]:
+        return present(self.services, self.tenant, job)
+
+
 def _take_slot(services: Services, tenant: str, subscription: Subscription) -> Callable[[], None]:
     """The stream's slot (or 429, leaving the hub), and the one function that gives both back."""
     try:
@@ -124,12 +152,7 @@ def _take_slot(services: Services, tenant: str, subscription: Subscription) -> C
     except BaseException:
         subscription.close()
         raise
-
-    def close() -> None:
-        subscription.close()
-        give_back()
-
-    return close
+    return _Release(subscription, give_back)
 
 
 def _backlog_bytes(entries: list[Entry], present: Present, retry_ms: int) -> tuple[bytes, bool]:
@@ -176,10 +199,7 @@ async def job_events(request: Request) -> Response:
         subscription.close()
         return Response(status_code=204)
     close = _take_slot(services, tenant, subscription)
-
-    def show(job: Job) -> dict[str, Any]:
-        return present(services, tenant, job)
-
+    show = _Present(services, tenant)
     retry_ms = jittered(services.settings.sse_retry_ms)
     head, ended = _backlog_bytes(backlog, show, retry_ms)
     last_sent = backlog[-1][0] if backlog else min(last_event_id or 0, state.seq)
@@ -204,10 +224,7 @@ async def tenant_events(request: Request) -> Response:
     except BaseException:
         close()
         raise
-
-    def show(job: Job) -> dict[str, Any]:
-        return present(services, tenant, job)
-
+    show = _Present(services, tenant)
     retry_ms = jittered(services.settings.sse_retry_ms)
     chunks: list[bytes] = []
     for seq, name, payload in backlog:

@@ -289,3 +289,15 @@ async def test_cors_can_be_enabled_for_chosen_origins(redis_server: RedisServer)
             assert allowed.headers["access-control-allow-origin"] == "https://app.example"
             other = await client.get("/healthz", headers={"Origin": "https://evil.example"})
             assert "access-control-allow-origin" not in other.headers
+            # A stream is carried on below the app's middleware once open (service/api/sse.py): it keeps
+            # the headers every response gets, and its access-log line is written when it ends.
+            async with client.stream("GET", "/events", headers={"Origin": "https://app.example"}) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["access-control-allow-origin"] == "https://app.example"
+                assert stream.headers["x-content-type-options"] == "nosniff"
+                assert (await anext(stream.aiter_lines())).startswith("id: ")  # the head: the snapshot
+                assert "GET /events 200" not in service.logs()
+            deadline = time.monotonic() + 10
+            while "GET /events 200" not in service.logs():
+                assert time.monotonic() < deadline, service.logs()
+                await asyncio.sleep(0.05)
