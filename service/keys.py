@@ -47,6 +47,8 @@ Process-wide:
     ocr:workers            sorted set: worker id -> time of its last heartbeat
     ocr:metrics            hash of counters shared by web and workers (jobs by status, pages by source,
                            OCR seconds histogram buckets, webhook deliveries), read by /metrics
+    ocr:sse-clients        hash: web process id -> "<streams it holds> <unix time of the report>", each
+                           process's own field refreshed every few seconds (service/ops/stream_counts.py)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ EVENTS_CHANNEL = PREFIX + "events"
 CANCEL_CHANNEL = PREFIX + "cancel"
 WORKERS = PREFIX + "workers"
 METRICS = PREFIX + "metrics"
+SSE_CLIENTS = PREFIX + "sse-clients"
 SCHED_LEASES = PREFIX + "sched:leases"
 SCHED_SINCE = PREFIX + "sched:since"
 SCHED_TURN = PREFIX + "sched:turn"

@@ -36,6 +36,7 @@ from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from service.ocr import installed_languages
 from service.ops.dashboard import SharedFigures
+from service.ops.stream_counts import StreamCounts
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
         store = JobStore(redis, ttl_s=settings.result_ttl_s)
         hub = EventHub(hub_redis)
         await hub.start()
+        stream_counts = StreamCounts(redis, lambda: hub.clients)
+        await stream_counts.start()
         if settings.open_mode:
             logger.warning("API_KEYS is unset: open mode, every caller is the tenant 'public'")
         services = Services(
@@ -191,7 +194,8 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             backlogs=Backlogs(redis, hub.connected.is_set),
             installed_langs=installed_languages(),
             streams=StreamSlots(settings.max_streams_per_tenant),
-            dashboard=SharedFigures(redis, lambda: hub.clients),
+            stream_counts=stream_counts,
+            dashboard=SharedFigures(redis, stream_counts),
             # A build gets the time and memory a worker gives one page's whole run.
             pdf_builder=PdfBuilder(
                 timeout_s=settings.page_timeout_s, memory_bytes=settings.page_memory_mb * 1024 * 1024
@@ -202,6 +206,7 @@ def lifespan_for(settings: Settings) -> Callable[[Starlette], AbstractAsyncConte
             yield {"services": services}
         finally:
             services.dashboard.close()
+            await stream_counts.stop()
             await hub.stop()
             await hub_redis.aclose()
             await redis.aclose()

@@ -15,6 +15,7 @@ from service.jobs.events import EventHub
 from service.jobs.pdf_builder import PdfBuilder
 from service.jobs.store import JobStore
 from service.ops.dashboard import SharedFigures
+from service.ops.stream_counts import StreamCounts
 from settings import Settings
 
 
@@ -66,6 +67,7 @@ class Services:
     backlogs: Backlogs
     installed_langs: frozenset[str]
     streams: StreamSlots
+    stream_counts: StreamCounts
     dashboard: SharedFigures
     pdf_builder: PdfBuilder
 

@@ -36,7 +36,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     services = services_of(request)
-    body, content_type = exposition(await read_snapshot(services.redis, services.hub.clients))
+    body, content_type = exposition(await read_snapshot(services.redis, services.stream_counts))
     return Response(body, media_type=content_type)
 
 

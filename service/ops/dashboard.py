@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from service.jobs.record import CANCELLED, COMPLETED, FAILED, QUEUED
 from service.ops.metrics import read_snapshot
+from service.ops.stream_counts import StreamCounts
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,11 @@ def _rates(samples: deque[tuple[float, dict[str, float]]], now: float, counters:
     }
 
 
-async def dashboard_figures(redis: Redis, sse_clients: Callable[[], int]) -> AsyncIterator[dict[str, Any]]:
+async def dashboard_figures(redis: Redis, streams: StreamCounts) -> AsyncIterator[dict[str, Any]]:
     """The view's figures, every SAMPLE_INTERVAL_S, for as long as the caller reads them."""
     samples: deque[tuple[float, dict[str, float]]] = deque()
     while True:
-        snapshot = await read_snapshot(redis, sse_clients())
+        snapshot = await read_snapshot(redis, streams)
         counters = snapshot.counters
         figures: dict[str, Any] = {
             "workers_alive": snapshot.workers,
@@ -54,7 +55,9 @@ async def dashboard_figures(redis: Redis, sse_clients: Callable[[], int]) -> Asy
             "oldest_queued_s": round(snapshot.oldest_age_s, 1),
             "jobs": {status: int(counters.get(f"jobs_{status}", 0)) for status in DASHBOARD_STATUSES},
             "pages": {"ocr": int(counters.get("pages_ocr", 0)), "text-layer": int(counters.get("pages_text-layer", 0))},
-            "sse_clients": snapshot.sse,
+            # Every web process's streams: the view is the same whichever process serves it.
+            "sse_clients": snapshot.streams.everywhere,
+            "web_processes": snapshot.streams.processes,
             "pages_held": snapshot.pages_held,
             "tenants_waiting": [
                 {
@@ -75,9 +78,9 @@ class SharedFigures:
     """One poll of Redis for every dashboard stream of a process: `/ops/events` needs no key, so its
     streams must not each cost Redis a poll (enough of them would starve the API of connections)."""
 
-    def __init__(self, redis: Redis, sse_clients: Callable[[], int]) -> None:
+    def __init__(self, redis: Redis, streams: StreamCounts) -> None:
         self.redis = redis
-        self.sse_clients = sse_clients
+        self.streams = streams
         self._latest: dict[str, Any] = {}
         self._version = 0
         self._changed = asyncio.Condition()
@@ -113,7 +116,7 @@ class SharedFigures:
     async def _poll(self) -> None:
         while True:
             try:
-                async for figures in dashboard_figures(self.redis, self.sse_clients):
+                async for figures in dashboard_figures(self.redis, self.streams):
                     async with self._changed:
                         self._latest, self._version = figures, self._version + 1
                         self._changed.notify_all()

@@ -4,7 +4,7 @@ Workers run on other machines and have no port of their own to scrape, so what t
 into one Redis hash (`ocr:metrics`, written by `record_*` below and by the job-change script), and
 the web process's `/metrics` reads it at scrape time together with gauges read straight from Redis
 (pages waiting per tenant and their oldest wait, the scheduler's one script; queue depth; live
-workers) and its own process-local gauge of SSE clients.
+workers), and the SSE clients of this process and of every web process (service/ops/stream_counts.py).
 Every web process reports the same shared counters: aggregate them with max(), not sum().
 """
 
@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from service import keys
 from service.jobs.record import STATUSES
 from service.jobs.schedule import Schedule, TenantWaiting
+from service.ops.stream_counts import StreamCounts, StreamTotals
 
 PAGE_SECONDS_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 JOB_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -70,7 +71,7 @@ class _Snapshot(Collector):
         units_queued: int,
         units_oldest_s: float,
         workers: int,
-        sse: int,
+        streams: StreamTotals,
     ):
         self.counters = counters
         self.waiting = waiting
@@ -79,7 +80,7 @@ class _Snapshot(Collector):
         self.queue_depth = sum(w.pages for w in waiting) + units_queued
         self.oldest_age_s = max([units_oldest_s, *(w.oldest_wait_s for w in waiting)])
         self.workers = workers
-        self.sse = sse
+        self.streams = streams
 
     def _histogram(self, name: str, doc: str, prefix: str, buckets: Iterable[float]) -> Metric:
         cumulative = [(str(le), self.counters.get(f"{prefix}:le:{le}", 0)) for le in buckets]
@@ -131,7 +132,15 @@ class _Snapshot(Collector):
         yield GaugeMetricFamily(
             "ocr_workers_alive", f"Workers with a heartbeat in the last {WORKER_ALIVE_S} s.", value=self.workers
         )
-        yield GaugeMetricFamily("ocr_sse_clients", "SSE streams open on this web process.", value=self.sse)
+        yield GaugeMetricFamily("ocr_sse_clients", "SSE streams open on this web process.", value=self.streams.here)
+        yield GaugeMetricFamily(
+            "ocr_sse_clients_all_processes", "SSE streams open on every web process (as each last reported).",
+            value=self.streams.everywhere,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "ocr_web_processes", "Web processes that reported their streams in the last 15 s.",
+            value=self.streams.processes,
+        )  # fmt: skip
 
 
 async def workers_alive(redis: Redis) -> int:
@@ -139,7 +148,7 @@ async def workers_alive(redis: Redis) -> int:
     return int(await redis.zcount(keys.WORKERS, time.time() - WORKER_ALIVE_S, "+inf"))
 
 
-async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
+async def read_snapshot(redis: Redis, streams: StreamCounts) -> _Snapshot:
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS)
@@ -147,7 +156,11 @@ async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
         pipe.zrange(default_queue_name, 0, 0, withscores=True)
         pipe.zcount(keys.WORKERS, now - WORKER_ALIVE_S, "+inf")
         pipe.zcard(keys.SCHED_LEASES)
-        raw, depth, oldest, workers, held = await pipe.execute()
+        pipe.hgetall(keys.SSE_CLIENTS)
+        raw, depth, oldest, workers, held, reports = await pipe.execute()
+    totals, gone = streams.totals(reports, now)
+    if gone:
+        await redis.hdel(keys.SSE_CLIENTS, *gone)  # type: ignore[misc]
     counters = {k.decode(): float(v) for k, v in raw.items()}
     # arq scores a queued job by when it may run (ms); deferred retries sit in the future.
     oldest_age_s = max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
@@ -158,7 +171,7 @@ async def read_snapshot(redis: Redis, sse_clients: int) -> _Snapshot:
         units_queued=int(depth),
         units_oldest_s=oldest_age_s,
         workers=int(workers),
-        sse=sse_clients,
+        streams=totals,
     )
 
 

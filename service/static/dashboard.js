@@ -12,7 +12,7 @@
   source.addEventListener("stats", (event) => {
     const stats = JSON.parse(event.data);
     for (const key of ["workers_alive", "queue_depth", "oldest_queued_s", "pages_held", "sse_clients",
-                       "completed_per_minute", "failed_per_minute"]) {
+                       "web_processes", "completed_per_minute", "failed_per_minute"]) {
       set(key, stats[key]);
     }
     set("jobs_completed", stats.jobs.completed);

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from service.jobs.store import JobStore
 from tests.conftest import RedisServer, run_service, running_redis
 from tests.e2e.test_api import read_stream, submit
+from tests.e2e.test_operations import metric
 from tests.unit.ocr_samples import text_pdf
 
 BURST = 300
@@ -131,6 +132,17 @@ def established_on(pid: int, port: int) -> int:
     return count
 
 
+async def metrics_once(client: httpx.AsyncClient, expected: dict[str, float], timeout_s: float = 10) -> str:
+    """/metrics once it shows the `expected` figures (each process reports within a second or so)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = (await client.get("/metrics")).text
+        if all(metric(text, name) == value for name, value in expected.items()):
+            return text
+        assert time.monotonic() < deadline, text
+        await asyncio.sleep(0.1)
+
+
 async def test_web_concurrency_runs_processes_that_each_deliver_every_event(redis_server: RedisServer) -> None:
     with run_service(redis_server, workers=0, WEB_CONCURRENCY="2") as service:
         assert service.web is not None
@@ -147,12 +159,20 @@ async def test_web_concurrency_runs_processes_that_each_deliver_every_event(redi
                     assert time.monotonic() < deadline, [established_on(pid, service.port) for pid in processes]
                     opened.append(await open_raw_stream(service.port, path))
                 assert all(status == 200 for status, _, _ in opened)
+                # Whichever process answers /metrics gives its own streams and every process's.
+                text = await metrics_once(client, {"ocr_sse_clients_all_processes": len(opened), "ocr_web_processes": 2})
+                assert 4 <= metric(text, "ocr_sse_clients") <= len(opened) - 4, text  # (a connection is ours)
+                async with client.stream("GET", "/ops/events") as dashboard:
+                    data = await anext(line async for line in dashboard.aiter_lines() if line.startswith("data: "))
+                figures = json.loads(data.removeprefix("data: "))
+                assert (figures["sse_clients"], figures["web_processes"]) == (len(opened), 2), figures
                 readers = [asyncio.create_task(read_events(reader)) for _, reader, _ in opened]
                 service.start_worker()
                 streams = await asyncio.wait_for(asyncio.gather(*readers), 60)
             finally:
                 for _, _, writer in opened:
                     writer.close()
+            await metrics_once(client, {"ocr_sse_clients_all_processes": 0, "ocr_web_processes": 2})
             truth = await read_stream(client, path, headers={"Last-Event-ID": "0"})
             expected = [(int(event_id), name) for event_id, name, _ in truth]
             assert expected[-1][1] == "status" and truth[-1][2]["status"] == "completed"
