@@ -36,6 +36,8 @@ SUBSCRIBER_QUEUE_EVENTS = 1000
 # progress of the same job. A stream that keeps up gets every event.
 COALESCE_AFTER_EVENTS = 8
 FEED_SNAPSHOT_JOBS = 50
+# The hub pings Redis after this long without a message, so that a dead connection is noticed.
+IDLE_PING_S = 10.0
 
 
 # Turns a stored job into what clients see (links, field order): see service/api/present.py.
@@ -177,6 +179,7 @@ class EventHub:
         self._by_job: dict[str, set[Subscription]] = {}
         self._by_tenant: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._heard_at = 0.0  # loop time of the last message from Redis
 
     @property
     def clients(self) -> int:
@@ -224,25 +227,40 @@ class EventHub:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _pump(self, pubsub: Any) -> None:
-        idle_s = 0.0
+        # A blocking read, with no timer per message (a read with a timeout costs one, which thousands
+        # of events a second felt); a dead TCP peer is only noticed when we write, so a sibling task
+        # pings while the channel is quiet.
+        loop = asyncio.get_running_loop()
+        self._heard_at = loop.time()
+        keepalive = asyncio.create_task(self._ping_while_quiet(pubsub), name="event-hub-ping")
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                self._heard_at = loop.time()
+                if message is None or message.get("type") != "message":
+                    continue
+                try:
+                    event = parse_published(message["data"])
+                except (ValueError, KeyError):
+                    logger.warning("event hub ignored a malformed message")
+                    continue
+                self._dispatch(event)
+        finally:
+            keepalive.cancel()
+
+    async def _ping_while_quiet(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is None:
-                idle_s += 1.0
-                if idle_s >= 10:
-                    # A dead TCP peer is only noticed when we write: ping while idle.
-                    await pubsub.ping()
-                    idle_s = 0.0
+            await asyncio.sleep(IDLE_PING_S)
+            if loop.time() - self._heard_at < IDLE_PING_S:
                 continue
-            if message.get("type") != "message":
-                continue
-            idle_s = 0.0
             try:
-                event = parse_published(message["data"])
-            except (ValueError, KeyError):
-                logger.warning("event hub ignored a malformed message")
-                continue
-            self._dispatch(event)
+                await pubsub.ping()  # its answer comes to the reader, as a message
+            except (RedisError, OSError) as exc:
+                # Closing the connection ends the reader's wait with an error: `_run` reconnects.
+                logger.warning("event hub could not ping Redis (%s)", exc)
+                await pubsub.connection.disconnect()
+                return
 
     def _dispatch(self, event: Event) -> None:
         targets = [(self._by_job, event.job_id)]
