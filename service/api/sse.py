@@ -21,7 +21,7 @@ import logging
 import random
 import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # The scope key under which the app's edge (service/api/app.py) offers to carry an opened stream on
 # below Starlette's middleware and router: a list the stream puts itself in.
 HANDOFF = "ocr.stream_handoff"
+
+T = TypeVar("T")
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -139,18 +141,18 @@ class EventStream(Response):
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The stream's life once its head is sent, until it ends; `send` is the server's own."""
-        watcher: asyncio.Task[None] | None = None
+        watch: _DisconnectWatch | None = None
         try:
             if self.source is not None:
-                watcher = asyncio.ensure_future(_until_disconnect(receive, self.source))
+                watch = _DisconnectWatch(receive, self.source)
                 await self._pump(send, self.source)
-            if watcher is None or not watcher.done():
+            if watch is None or not watch.gone:
                 await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             logger.info("ended a stream whose client stopped reading (%s)", scope.get("path"))
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            if watch is not None:
+                watch.close()
             self.release()
 
     def release(self) -> None:
@@ -184,7 +186,7 @@ class EventStream(Response):
 
 
 @types.coroutine
-def _go_on(steps: Generator[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+def _go_on(steps: Generator[Any, Any, T], waiting_on: Any) -> Generator[Any, Any, T]:
     """Await an awaitable already run up to its first wait (`steps`, its `__await__()`; `waiting_on`,
     what it yielded to the loop), just as if awaited from its start: what the task sends or throws
     goes in to it."""
@@ -194,19 +196,74 @@ def _go_on(steps: Generator[Any, Any, None], waiting_on: Any) -> Generator[Any, 
         except BaseException as exc:  # noqa: BLE001 - a cancellation (the timeout) goes on in to it
             try:
                 waiting_on = steps.throw(exc)
-            except StopIteration:
-                return
+            except StopIteration as done:
+                return cast(T, done.value)
         else:
             try:
                 waiting_on = steps.send(value)
-            except StopIteration:
+            except StopIteration as done:
+                return cast(T, done.value)
+
+
+class _DisconnectWatch:
+    """Ends `source` once the client has gone (`receive` says `http.disconnect`).
+
+    Without a task of its own per stream: `receive` is run up to where it waits (the future the server
+    resolves when the client sends or leaves), and run on from that future's callback. A task and
+    its coroutine cost about 1 KB a stream; this costs the object and the waiting `receive`.
+    """
+
+    __slots__ = ("_receiving", "gone", "receive", "source", "task")
+
+    def __init__(self, receive: Receive, source: Source) -> None:
+        self.receive = receive
+        self.source = source
+        self.gone = False
+        self._receiving: Generator[Any, Any, Message] | None = None
+        self.task: asyncio.Task[None] | None = None  # for a server whose `receive` waits on no future
+        self._step()
+
+    def _step(self, _: object = None) -> None:
+        while not self.gone:
+            if self._receiving is None:
+                self._receiving = self.receive().__await__()
+            try:
+                waiting_on = self._receiving.send(None)
+            except StopIteration as received:
+                self._receiving = None
+                if received.value["type"] == "http.disconnect":
+                    self.leave()
+                continue
+            except BaseException:  # noqa: BLE001 - `receive` failed: there is no client to serve
+                self._receiving = None
+                self.leave()
                 return
+            if isinstance(waiting_on, asyncio.Future):
+                waiting_on.add_done_callback(self._step)
+            else:
+                self.task = asyncio.ensure_future(_go_on_until_disconnect(self, self._receiving, waiting_on))
+                self._receiving = None
+            return
+
+    def leave(self) -> None:
+        self.gone = True
+        self.source.end()
+
+    def close(self) -> None:
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            receiving.close()  # the server's wait removes its future
+        if self.task is not None:
+            self.task.cancel()
 
 
-async def _until_disconnect(receive: Receive, source: Source) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    source.end()
+async def _go_on_until_disconnect(
+    watch: _DisconnectWatch, receiving: Generator[Any, Any, Message], waiting_on: Any
+) -> None:
+    message = await _go_on(receiving, waiting_on)
+    while message["type"] != "http.disconnect":
+        message = await watch.receive()
+    watch.leave()
 
 
 class IteratorSource:
