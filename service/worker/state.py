@@ -44,7 +44,8 @@ class WorkerState:
     tokens: dict[str, set[CancelToken]] = field(default_factory=dict)
     # job id -> its document's file, least recently used first
     documents: OrderedDict[str, LocalDocument] = field(default_factory=OrderedDict)
-    # The leases of the pages this worker runs (service/worker/lease.py renews them): one per OCR slot.
+    # The leases of the pages this worker runs (service/worker/lease.py renews them), each with the task
+    # running it: one task per OCR slot, a unit's pages (a text-layer job's) sharing theirs.
     held: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Set when pages may be waiting (a publish on the scheduler's channel) or a slot freed.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
