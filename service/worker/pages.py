@@ -159,6 +159,11 @@ async def _run_unit(state: WorkerState, unit: Sequence[Claimed], token: CancelTo
                 token,
                 deadline_s=state.settings.page_timeout_s,
             )
+        if len(packed) < len(unit):
+            left = unit[len(packed)]
+            logger.info(
+                "page %s and %d after it put back: not read from a text layer", left.lease, len(unit) - len(packed) - 1
+            )
         if not packed:
             return unit
         pages_done = await store_pages(
