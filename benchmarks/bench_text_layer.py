@@ -67,6 +67,8 @@ def text_page_spans(document: bytes, samples: int) -> dict[str, float]:
 
     from service.ocr import CancelToken, PageOptions, process_page
     from service.ocr.document import open_document
+    from service.ocr.page import text_layer_page
+    from service.ocr.record import pack
 
     out: dict[str, float] = {}
 
@@ -77,8 +79,11 @@ def text_page_spans(document: bytes, samples: int) -> dict[str, float]:
         out[label] = (time.process_time() - started) / len(pages) * 1000
 
     base = 100
-    timed("process_page() as the service calls it", range(base, base + samples),
+    timed("process_page() as the service calls it for a page alone", range(base, base + samples),
           lambda i: process_page(document, "application/pdf", i, PageOptions(), CancelToken()))
+    timed("text_layer_page() and pack(), as a page process reads a unit's pages",
+          range(base + samples, base + 2 * samples),
+          lambda i: pack(text_layer_page(document, "application/pdf", i)))  # type: ignore[arg-type]
 
     def reopen(index: int) -> None:
         doc = open_document(document, "application/pdf")
