@@ -3,8 +3,10 @@
 A stream is a plain ASGI response rather than sse-starlette's: one web process holds ten thousand of
 them, and sse-starlette gives each a task group of three tasks and a queue (about 50 KB a stream,
 measured). Here a stream is the request's own task awaiting its source with the ping interval as the
-timeout, plus one small task that notices the client leaving; it keeps what sse-starlette gave:
-pings, `retry:`, disconnect detection and a send timeout for clients that stop reading.
+timeout, and no other task: the client leaving is noticed from a callback (`_DisconnectWatch`), and a
+write gets a timer only when it has to wait for its client (`EventStream._send`). It keeps what
+sse-starlette gave: pings, `retry:`, disconnect detection and a send timeout for clients that stop
+reading.
 
 A stream is opened by the whole app (auth, errors as JSON, CORS and security headers on its first
 message), then carried on below it: it hands itself to the app's edge (`HANDOFF`, service/api/app.py),
@@ -20,7 +22,7 @@ import json
 import logging
 import random
 import types
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar, cast
 
 from starlette.responses import Response
@@ -85,7 +87,7 @@ def jittered(retry_ms: int) -> int:
 class Source(Protocol):
     """What a stream sends, as it becomes ready."""
 
-    async def wait(self, timeout_s: float) -> bool:
+    def wait(self, timeout_s: float) -> Awaitable[bool]:
         """Until there is something to send or the source has ended (True), or `timeout_s` (False)."""
 
     def take(self) -> tuple[bytes, bool]:

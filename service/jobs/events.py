@@ -79,12 +79,14 @@ class Subscription:
     them. The events in it are the hub's own objects, shared by every stream of the job.
     """
 
-    __slots__ = ("_ended", "_index", "_name", "_queue", "_waiter")
+    __slots__ = ("_deadline", "_ended", "_index", "_name", "_queue", "_timer", "_waiter")
 
     def __init__(self, index: dict[str, set[Subscription]], name: str) -> None:
         # A list, not a deque: it is nearly always empty, and an empty deque costs 760 bytes a stream.
         self._queue: list[Event] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._ended = False
         self._index = index
         self._name = name
@@ -97,6 +99,9 @@ class Subscription:
         self.close()
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         subs = self._index.get(self._name)
         if subs is not None:
             subs.discard(self)
@@ -140,14 +145,28 @@ class Subscription:
             return True
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, _resolve, waiter) if timeout_s is not None else None
+        if timeout_s is not None:
+            # One timer a stream, moved on rather than made anew for every event (which cost more than
+            # the rest of a stream's waking): it fires at the first deadline and waits on if it moved.
+            self._deadline = loop.time() + timeout_s
+            if self._timer is None:
+                self._timer = loop.call_at(self._deadline, self._on_timer)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
         return bool(self._queue) or self._ended
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # not waiting: the next wait sets a timer
+        loop = waiter.get_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
 
     @property
     def finished(self) -> bool:
@@ -162,11 +181,6 @@ class Subscription:
         """The next event, or None once the hub has ended this stream (Redis lost, or the client too slow)."""
         await self.wait()
         return self.pop()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class EventHub:
@@ -259,7 +273,10 @@ class EventHub:
             except (RedisError, OSError) as exc:
                 # Closing the connection ends the reader's wait with an error: `_run` reconnects.
                 logger.warning("event hub could not ping Redis (%s)", exc)
-                await pubsub.connection.disconnect()
+                connection = pubsub.connection
+                if connection is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await connection.disconnect()
                 return
 
     def _dispatch(self, event: Event) -> None:

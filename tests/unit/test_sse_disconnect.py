@@ -1,10 +1,12 @@
-"""A stream notices its client leaving without a task of its own (service/api/sse.py)."""
+"""A stream notices its client leaving without a task of its own, and waits with one timer
+(service/api/sse.py, service/jobs/events.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from service.api.sse import _DisconnectWatch
+from service.jobs.events import Event, Subscription
 
 
 class Source:
@@ -62,3 +64,18 @@ async def test_a_receive_that_waits_on_something_else_gets_a_task() -> None:
     assert watch.task is not None
     await asyncio.wait_for(watch.task, 5)
     assert source.ended and watch.gone
+
+
+async def test_a_subscription_times_out_a_full_timeout_after_its_last_event() -> None:
+    subscription = Subscription({}, "job")
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(subscription.wait(0.2))
+    await asyncio.sleep(0.1)
+    assert subscription.offer(Event("job", "t", 1, 1, "progress", {"status": "running"}))
+    assert await waiting is True and subscription.pop() is not None
+    # Its one timer was set for the first wait's deadline; this wait still gets its whole 0.2 s.
+    since = loop.time()
+    assert await subscription.wait(0.2) is False
+    assert loop.time() - since >= 0.19
+    subscription.close()
+    assert subscription._timer is None
