@@ -155,38 +155,38 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
 
 
 class PageImage:
-    """The page's pixels as Tesseract is to read them, rendered and cleaned, kept in memory except while
-    Tesseract reads them as they are: the file it reads holds them then, and they are loaded back from it
-    should another reading need them. A 40-megapixel page is not held twice over (40 MB) beside the
-    Tesseract reading it (225 MB, BENCHMARKS.md section 13); a page read again, turned or levelled, is
-    held as before, since Tesseract then reads a turned copy."""
+    """The page's pixels as Tesseract is to read them, rendered and cleaned: in memory, except while
+    Tesseract runs. Then they are in a file of the page's scratch directory, written once, and loaded back
+    from it should another reading need them; so a 40-megapixel page (40 MB) is not held beside the
+    Tesseract reading it (225 MB, BENCHMARKS.md section 13). Read as it is, the page is that file."""
 
     def __init__(self, pixels: np.ndarray, dpi: int, scratch: Path) -> None:
         self.dpi = dpi
         self._pixels: np.ndarray | None = pixels
         self._scratch = scratch
-        self._written: Path | None = None
+        self._stored: Path | None = None
 
     @property
     def pixels(self) -> np.ndarray:
         if self._pixels is None:
-            assert self._written is not None
-            with Image.open(self._written) as stored:
+            assert self._stored is not None
+            with Image.open(self._stored) as stored:
                 self._pixels = np.asarray(stored)
         return self._pixels
 
     def file_for_tesseract(self, pixels: np.ndarray, *, as_is: bool) -> Path:
-        """A file of `pixels` for Tesseract to read. `as_is`: they are the page's own pixels, neither turned
-        nor levelled; the page's file is written once, and the page lets go of its pixels."""
-        if not as_is:
-            turned = self._scratch / "turned.tif"
-            tesseract.write_image(pixels, turned)
-            return turned
-        if self._written is None:
-            self._written = self._scratch / "page.tif"
-            tesseract.write_image(pixels, self._written)
+        """A file of `pixels` for Tesseract to read; `as_is`: they are the page's own, neither turned nor
+        levelled. The page lets go of its pixels: the caller drops its own references to them before
+        Tesseract starts."""
+        if self._stored is None:
+            self._stored = self._scratch / "page.tif"
+            tesseract.write_image(self.pixels, self._stored)
         self._pixels = None
-        return self._written
+        if as_is:
+            return self._stored
+        turned = self._scratch / "turned.tif"
+        tesseract.write_image(pixels, turned)
+        return turned
 
 
 @dataclass(frozen=True)
@@ -255,8 +255,8 @@ def _read(image: PageImage, rotation: int, skew_deg: float, options: PageOptions
     pixels, skew_deg = level(upright, skew_deg)
     read_size = (pixels.shape[1], pixels.shape[0])
     path = image.file_for_tesseract(pixels, as_is=rotation == 0 and skew_deg == 0.0)
-    # On disk now: neither the page nor its turned and levelled copies (80 MB for a 40-megapixel page) are
-    # held while Tesseract reads it.
+    # On disk now: neither the page nor its turned and levelled copies (40 MB each for a 40-megapixel page)
+    # are held while Tesseract reads it.
     del upright, pixels
     tsv = tesseract.recognise(path, lang=options.lang, dpi=image.dpi, timeout_s=options.timeout_s, cancel=cancel)
     parsed = parse_tsv(tsv)

@@ -154,6 +154,8 @@ def decode_scan(page: pymupdf.Page, scale: float, jpeg: bytes | None = None) -> 
     shown upright over all of it and no larger than it is stored; else None."""
     size = (page.rect * pymupdf.Matrix(scale, scale)).irect
     data = _scan_jpeg(page, scale, jpeg)
+    # Looking at the page put its image in the store, compressed (8 MB for the 8,400-pixel scan): not kept.
+    release_decoded_images()
     if data is None:
         return None
     with Image.open(io.BytesIO(data)) as header:  # reads the header: no pixel is decoded here

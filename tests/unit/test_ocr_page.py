@@ -226,13 +226,14 @@ def test_sideways_page_the_line_search_missed_is_still_turned(tmp_path: Path) ->
     assert cer(TEXT, reading.parsed.text) < STRAIGHT_MAX_CER
 
 
-def test_page_image_lets_go_of_its_pixels_while_tesseract_reads_them_as_they_are(tmp_path: Path) -> None:
+def test_page_image_lets_go_of_its_pixels_while_tesseract_runs(tmp_path: Path) -> None:
     pixels = np.asarray(ocr_samples.scan())
     image = PageImage(pixels.copy(), 200, tmp_path)
-    turned = image.file_for_tesseract(np.rot90(pixels), as_is=False)
-    assert image._pixels is not None  # read turned: the page is still needed as it is
-    path = image.file_for_tesseract(image.pixels, as_is=True)
-    assert path != turned
+    turned = image.file_for_tesseract(np.rot90(image.pixels), as_is=False)
     assert image._pixels is None
+    assert np.array_equal(np.asarray(Image.open(turned)), np.rot90(pixels))
     assert np.array_equal(image.pixels, pixels)  # loaded back, the same to the pixel
-    assert image.file_for_tesseract(image.pixels, as_is=True) == path  # written once
+    page = image.file_for_tesseract(image.pixels, as_is=True)
+    assert page != turned
+    assert image._pixels is None
+    assert np.array_equal(np.asarray(Image.open(page)), pixels)
