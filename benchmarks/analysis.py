@@ -95,6 +95,7 @@ def _text_layer(sections: list[Section]) -> list[str]:
     rate = _find(sections, "2", "")
     page = _find(sections, "2", "CPU per page: page processes")
     total = _find(sections, "2", "per page CPU, in-process: process_page()")
+    unit_page = _find(sections, "2", "per page CPU, in-process: text_layer_page()")
     reopen = _find(sections, "2", "per page CPU, in-process: reference: open the document")
     word_sort = _find(sections, "2", "per page CPU, in-process: reference: get_text(\"text\"")
     block_sort = _find(sections, "2", "per page CPU, in-process: reference: get_text(\"blocks\"")
@@ -107,11 +108,12 @@ def _text_layer(sections: list[Section]) -> list[str]:
     per_page = page + worker + web + redis
     line = (
         f"- **Text-layer pages (benchmark 2).** {rate:.0f} pages/s end to end. CPU per page: page processes "
-        f"{page:.1f} ms (`process_page()` alone, in-process: {total:.1f} ms), the worker's event loop {worker:.1f} ms "
-        f"(the page-process round trip, a Redis pipeline storing the page, the metrics pipeline and the job-change "
-        f"script publishing a progress event, for every page), the web {web:.1f} ms (one SSE event per page) and "
-        f"redis-server {redis:.1f} ms: {per_page:.1f} ms in all, so two cores could carry at most about "
-        f"{2000 / per_page:.0f} pages/s."
+        f"{page:.1f} ms (a unit's page read and packed in-process: {unit_page or total:.1f} ms; `process_page()` "
+        f"alone: {total:.1f} ms), the worker's event loop {worker:.1f} ms (a claim, the page-process round trip, "
+        f"the page-store script, the metrics pipeline, the job-change script publishing a progress event and a "
+        f"release, for each unit of up to 16 pages), the web {web:.1f} ms (one SSE event per page, one progress "
+        f"event per unit) and redis-server {redis:.1f} ms: {per_page:.1f} ms in all, so two cores could carry at "
+        f"most about {2000 / per_page:.0f} pages/s."
     )
     if word_sort is not None and block_sort is not None and total > 3 * block_sort + (reopen or 0):
         line += (

@@ -28,8 +28,8 @@ import httpx
 import redis.asyncio as aioredis
 
 from benchmarks.common import Context, follow, http_client, submit
-from benchmarks.documents import scanned_pdf
-from benchmarks.processes import Service, run_service
+from benchmarks.documents import scanned_pdf, text_pdf
+from benchmarks.processes import Service, rss_kb, run_service
 from benchmarks.report import Section
 from service import keys
 
@@ -164,6 +164,86 @@ async def _mixed(service: Service, big: bytes, one: bytes, forty: bytes, *, kill
     return figures
 
 
+MANY_TENANTS = 1000
+WAITING_PAGES = 2000
+# How long the worker's memory is watched while the work waits (it samples every 0.1 s).
+WATCH_S = 10.0
+
+
+async def _peak_rss_mb(pid: int, seconds: float) -> float:
+    peak = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        peak = max(peak, rss_kb(pid))
+        await asyncio.sleep(0.1)
+    return peak / 1024
+
+
+async def _cancel_all(url: str, jobs: list[tuple[str, str]]) -> None:
+    """DELETE every (key, job id): a cancel ends each at once, so the service stops with nothing waiting."""
+    limit = asyncio.Semaphore(50)
+
+    async def cancel(client: httpx.AsyncClient, key: str, job_id: str) -> None:
+        async with limit:
+            await client.delete(f"/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"})
+
+    async with http_client(url) as client:
+        await asyncio.gather(*(cancel(client, key, job_id) for key, job_id in jobs))
+
+
+async def _memory_with_many_waiting(ctx: Context, section: Section, quick: bool) -> None:
+    """The worker's own memory (its process, not the page processes, whose number is fixed) while one
+    tenant's pages run, then while MANY_TENANTS tenants each have a job waiting, then while one tenant's
+    document has WAITING_PAGES pages waiting: the scheduler's state is in Redis, so none of it should grow."""
+    tenants = 100 if quick else MANY_TENANTS
+    pages = 200 if quick else WAITING_PAGES
+    api_keys = {f"t{n:04d}": f"bench-key-t{n:04d}-0123456" for n in range(tenants)}
+    env = {"API_KEYS": ",".join(f"{t}:{k}" for t, k in api_keys.items()), "SECRET_KEY": "s" * 32}
+    one = scanned_pdf(1, seed=60, dense=False)
+    # Text pages read by OCR all the same (force_ocr): a scanned PDF of 2,000 pages takes minutes to make.
+    big = text_pdf(pages, seed=61)
+    with run_service(ctx.server, ctx.logdir, name="fair-memory", workers=1, **env) as service:
+        pid = service.workers[0].pid
+        first_key = api_keys["t0000"]
+        limit = asyncio.Semaphore(50)
+
+        async def submit_as(client: httpx.AsyncClient, key: str, document: bytes) -> tuple[str, str]:
+            async with limit:
+                response = await client.post(
+                    "/jobs",
+                    content=document,
+                    params=FAST,
+                    headers={"Content-Type": "application/pdf", "Authorization": f"Bearer {key}"},
+                )
+            response.raise_for_status()
+            return key, str(response.json()["id"])
+
+        async with http_client(service.url) as client:
+            # Warm: the worker has run pages and has a few of one tenant's waiting.
+            warm = [await submit_as(client, first_key, scanned_pdf(1, seed=62 + n, dense=False)) for n in range(4)]
+            busy_mb = await _peak_rss_mb(pid, WATCH_S / 2)
+            await _cancel_all(service.url, warm)
+            many = await asyncio.gather(*(submit_as(client, key, one) for key in api_keys.values()))
+            many_mb = await _peak_rss_mb(pid, WATCH_S)
+            await _cancel_all(service.url, many)
+            waiting = [await submit_as(client, first_key, big)]
+            pages_mb = await _peak_rss_mb(pid, WATCH_S)
+            await _cancel_all(service.url, waiting)
+    section.add("worker process RSS, one tenant's pages running (peak)", busy_mb, "MB")
+    for label, figure in ((f"{tenants:,} tenants with a job waiting each", many_mb),
+                          (f"one document with {pages:,} pages waiting", pages_mb)):
+        section.add(
+            f"worker process RSS, {label} (peak)",
+            figure,
+            "MB",
+            baseline=busy_mb,
+            baseline_label="one tenant's pages running",
+            target="<= 1.05x (does not grow)",
+            bound=busy_mb * 1.05,
+            kind="max",
+        )
+
+
 def _slots_busy(service: Service, done: list[tuple[float, str, int, float]], wall_s: float) -> float:
     """The share of the OCR slots' time spent in pages: what the scheduler's own overhead (and any idle
     slot) takes from throughput, whatever the machine's other load does to the pages' own speed."""
@@ -254,6 +334,7 @@ async def run(ctx: Context) -> Section:
                 baseline_label="A alone, one worker",
                 target=">= 0.95x A alone",
             )
+    await _memory_with_many_waiting(ctx, section, ctx.quick)
     section.notes.append(
         f"A: {big_pages} scanned pages; B and A: one page each; C: {forty_pages} pages; all force_ocr at 100 dpi. "
         f"The small jobs come once A has {STARTED_PAGES} pages done. OCR_CONCURRENCY={ctx.cores} per worker "

@@ -40,6 +40,7 @@ The scheduler (service/jobs/schedule.py; its scripts spell these keys through th
     ocr:sched:since                      hash: job id -> ms since it has had waiting pages
     ocr:sched:turn                       counter of claims, the turns' clock (gone when nothing waits)
     ocr:sched:leases                     sorted set: "<job id>:<page index>" -> ms its worker's claim lapses
+    ocr:sched:batch                      hash: job id -> pages a claim takes of it at once (text-layer jobs)
     ocr:sched:wake                       channel: pages are waiting (idle workers claim)
     (a job's entries leave with its end; a tenant's lists are gone when it has nothing waiting)
 
@@ -61,6 +62,7 @@ METRICS = PREFIX + "metrics"
 SCHED_LEASES = PREFIX + "sched:leases"
 SCHED_SINCE = PREFIX + "sched:since"
 SCHED_TURN = PREFIX + "sched:turn"
+SCHED_BATCH = PREFIX + "sched:batch"
 SCHED_WAKE_CHANNEL = PREFIX + "sched:wake"
 
 

@@ -18,7 +18,7 @@ What they guarantee together:
 
 from __future__ import annotations
 
-from service.jobs import schedule
+from service.jobs import schedule_scripts
 
 # The keys and arguments the change function reads (the create script appends more after them).
 # KEYS: 1 job, 2 seq, 3 events, 4 feed, 5 feed seq, 6 tenant active set, 7 tenant jobs, 8 meta,
@@ -48,7 +48,7 @@ end
 
 _FUNCTIONS = (
     _KEEP_TENANT
-    + schedule.FUNCTIONS
+    + schedule_scripts.FUNCTIONS
     + """
 local function is_terminal(status)
   return status ~= nil and string.find(',' .. ARGV[10] .. ',', ',' .. status .. ',', 1, true) ~= nil

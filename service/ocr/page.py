@@ -82,10 +82,8 @@ def _document(data: bytes, media_type: str) -> pymupdf.Document:
     return doc
 
 
-def process_page(data: bytes, media_type: str, index: int, options: PageOptions, cancel: CancelToken) -> PageResult:
-    """Text of the page at 0-based `index`. Safe to call from several threads at once."""
-    cancel.raise_if_cancelled()
-    started = time.perf_counter()
+def _load_page(data: bytes, media_type: str, index: int) -> tuple[pymupdf.Page, bool]:
+    """The page at 0-based `index`, and whether the document is an image (it has no text layer)."""
     doc = _document(data, media_type)
     if not 0 <= index < doc.page_count:
         raise IndexError(f"page index {index} out of range for {doc.page_count} pages")
@@ -93,20 +91,41 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         page = doc.load_page(index)
     except MUPDF_ERRORS as exc:
         raise UnprocessableDocument(f"page {index + 1} cannot be loaded: {exc}") from None
-    is_image = not doc.is_pdf
+    return page, not doc.is_pdf
+
+
+def _from_text_layer(page: pymupdf.Page, index: int) -> PageResult | None:
+    words = text_layer(page)
+    if words is None:
+        return None
+    return PageResult(
+        number=index + 1,
+        text=words.text(PARAGRAPH_GAP["text-layer"]),
+        source="text-layer",
+        confidence=None,
+        rotation=0,
+        width=page.rect.width,
+        height=page.rect.height,
+        words=words,
+    )
+
+
+def text_layer_page(data: bytes, media_type: str, index: int) -> PageResult | None:
+    """The page at 0-based `index` read from its text layer, as process_page() reads it; None when it
+    has no real one (it needs OCR)."""
+    page, is_image = _load_page(data, media_type, index)
+    return None if is_image else _from_text_layer(page, index)
+
+
+def process_page(data: bytes, media_type: str, index: int, options: PageOptions, cancel: CancelToken) -> PageResult:
+    """Text of the page at 0-based `index`. Safe to call from several threads at once."""
+    cancel.raise_if_cancelled()
+    started = time.perf_counter()
+    page, is_image = _load_page(data, media_type, index)
     if not is_image and not options.force_ocr:
-        words = text_layer(page)
-        if words is not None:
-            return PageResult(
-                number=index + 1,
-                text=words.text(PARAGRAPH_GAP["text-layer"]),
-                source="text-layer",
-                confidence=None,
-                rotation=0,
-                width=page.rect.width,
-                height=page.rect.height,
-                words=words,
-            )
+        found = _from_text_layer(page, index)
+        if found is not None:
+            return found
     rendered = render_page(
         page,
         dpi=options.dpi,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from service.ocr.result import PARAGRAPH_GAP, PageResult
@@ -38,6 +39,23 @@ def record_json(page: PageResult) -> bytes:
 def page_record(page: PageResult) -> bytes:
     """What `ocr:pages:<id>` keeps for the page."""
     return zlib.compress(record_json(page), _LEVEL)
+
+
+@dataclass(frozen=True)
+class PackedPage:
+    """A page made ready to store where it was read (`pack`): its record and what its event carries, so
+    the worker neither unpickles its words nor encodes them again."""
+
+    number: int
+    source: str
+    fields: dict[str, Any]  # the API's page object without its words (PageResult.to_dict())
+    record: bytes  # page_record()
+    size: int  # len(record_json()): what the caps count
+
+
+def pack(page: PageResult) -> PackedPage:
+    raw = record_json(page)
+    return PackedPage(page.number, page.source, page.to_dict(), zlib.compress(raw, _LEVEL), len(raw))
 
 
 def read_page(record: bytes) -> PageResult:

@@ -200,30 +200,40 @@ def from_text_layer(rows: Sequence[TextLayerWord], page_size: tuple[float, float
     """A text layer's words (PyMuPDF's rows, boxes already on the page as shown, in points), in reading
     order: blocks from top to bottom (by their lower edge, then their left, as PyMuPDF sorts blocks),
     lines and words within a block in the order the layer has them."""
+    # Every text-layer page passes here, word by word (BENCHMARKS.md section 2): plain tuples and one
+    # dict look-up a word, since a helper call or a nested dict a word cost a fifth of the page's time.
     units = TEXT_LAYER_DPI / 72
-    # block -> line -> (word number, text, box in units); PyMuPDF gives them in this order already.
-    blocks: dict[int, dict[int, list[tuple[int, str, tuple[int, int, int, int]]]]] = {}
+    # (block, line) -> [(word number, text, box in units)]; PyMuPDF gives them in this order already.
+    placed_lines: dict[tuple[int, int], list[tuple[int, str, tuple[int, int, int, int]]]] = {}
     edges: dict[int, list[float]] = {}  # block -> [lowest bottom, leftmost left], to sort blocks
     for x0, y0, x1, y1, raw, block, line, word in rows:
-        text = printable_word(raw)
+        text = raw if raw.isprintable() and " " not in raw else printable_word(raw)
         if not text:
             continue
         left, top = round(x0 * units), round(y0 * units)
-        box = (left, top, max(0, round(x1 * units) - left), max(0, round(y1 * units) - top))
-        blocks.setdefault(block, {}).setdefault(line, []).append((word, text, box))
-        edge = edges.setdefault(block, [y1, x0])
-        if y1 > edge[0]:
-            edge[0] = y1
-        if x0 < edge[1]:
-            edge[1] = x0
+        width, height = round(x1 * units) - left, round(y1 * units) - top
+        box = (left, top, width if width > 0 else 0, height if height > 0 else 0)
+        placed = placed_lines.get((block, line))
+        if placed is None:
+            placed = placed_lines[(block, line)] = []
+        placed.append((word, text, box))
+        edge = edges.get(block)
+        if edge is None:
+            edges[block] = [y1, x0]
+        else:
+            if y1 > edge[0]:
+                edge[0] = y1
+            if x0 < edge[1]:
+                edge[1] = x0
 
+    rank = {block: number for number, block in enumerate(sorted(edges, key=edges.__getitem__), 1)}
     lines: list[Line] = []
-    for number, block in enumerate(sorted(blocks, key=edges.__getitem__), 1):
-        for line in sorted(blocks[block]):
-            placed = sorted(blocks[block][line])
-            boxes = tuple(box for _, _, box in placed)
-            top = min(box[1] for box in boxes)
-            bottom = max(box[1] + box[3] for box in boxes)
-            lines.append(Line(number, number, top, bottom, tuple(text for _, text, _ in placed), boxes, None))
+    for key in sorted(placed_lines, key=lambda block_line: (rank[block_line[0]], block_line[1])):
+        placed = sorted(placed_lines[key])
+        boxes = tuple([box for _, _, box in placed])
+        number = rank[key[0]]
+        top = min([box[1] for box in boxes])
+        bottom = max([box[1] + box[3] for box in boxes])
+        lines.append(Line(number, number, top, bottom, tuple([text for _, text, _ in placed]), boxes, None))
     size = (round(page_size[0] * units), round(page_size[1] * units))
     return PageWords(Frame(TEXT_LAYER_DPI, size, size), tuple(lines))

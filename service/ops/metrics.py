@@ -33,18 +33,19 @@ def _bucket_fields(name: str, value_s: float, buckets: Iterable[float]) -> list[
     return [f"{name}:le:{le}" for le in buckets if value_s <= le]
 
 
-def _observe(pipe: Any, name: str, value_s: float, buckets: Iterable[float]) -> None:
-    """One observation of a histogram kept in the metrics hash: its buckets, count and sum."""
+def _observe(pipe: Any, name: str, value_s: float, buckets: Iterable[float], *, count: int = 1) -> None:
+    """`count` observations of `value_s` in a histogram kept in the metrics hash: its buckets, count and sum."""
     for field in _bucket_fields(name, value_s, buckets):
-        pipe.hincrby(keys.METRICS, field, 1)
-    pipe.hincrby(keys.METRICS, f"{name}:count", 1)
-    pipe.hincrbyfloat(keys.METRICS, f"{name}:sum", value_s)
+        pipe.hincrby(keys.METRICS, field, count)
+    pipe.hincrby(keys.METRICS, f"{name}:count", count)
+    pipe.hincrbyfloat(keys.METRICS, f"{name}:sum", value_s * count)
 
 
-async def record_page(redis: Redis, source: str, seconds: float) -> None:
+async def record_page(redis: Redis, source: str, seconds: float, *, pages: int = 1) -> None:
+    """`pages` pages done from `source` in `seconds` each."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hincrby(keys.METRICS, f"pages_{source}", 1)
-        _observe(pipe, "page_seconds", seconds, PAGE_SECONDS_BUCKETS)
+        pipe.hincrby(keys.METRICS, f"pages_{source}", pages)
+        _observe(pipe, "page_seconds", seconds, PAGE_SECONDS_BUCKETS, count=pages)
         await pipe.execute()
 
 

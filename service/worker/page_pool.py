@@ -33,7 +33,7 @@ from typing import Any
 from service.childenv import minimal_env
 from service.errors import DocumentError, OcrCancelled, TextTooLarge, TransientOcrError, error_class
 from service.ocr import CancelToken, PageOptions, PageResult
-from service.ocr.record import record_json
+from service.ocr.record import PackedPage, pack, record_json
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,28 @@ class PagePool:
     ) -> tuple[PageResult, float]:
         """The page's result, and the seconds it took once a child was free. Past `deadline_s` the child
         is killed and the page fails with TransientOcrError."""
+        reply, seconds = await self._ask((str(document), media_type, index, options, self.max_page_bytes),
+                                         index, cancel, deadline_s)  # fmt: skip
+        return _unpack(reply), seconds
+
+    async def run_text_pages(
+        self, document: Path, media_type: str, indices: list[int], cancel: CancelToken, *, deadline_s: float
+    ) -> tuple[list[PackedPage], float]:
+        """The pages at `indices` read from their text layers, in one child's turn, packed to store
+        (service/ocr/record.py); and the seconds they took once a child was free. The reading stops at
+        the first page without a text layer or that cannot be read so: the pages from there on are
+        left out of the answer, to be run one at a time. Past `deadline_s` for all of them, the child
+        is killed and TransientOcrError raised."""
+        reply, seconds = await self._ask((str(document), media_type, indices, None, self.max_page_bytes),
+                                         indices[0], cancel, deadline_s)  # fmt: skip
+        if reply[0] != "ok":
+            _unpack(reply)  # raises the failure it reports
+        packed: list[PackedPage] = reply[1]
+        return packed, seconds
+
+    async def _ask(
+        self, request: tuple[Any, ...], index: int, cancel: CancelToken, deadline_s: float
+    ) -> tuple[tuple[Any, ...], float]:
         child = await self._take(index, cancel, deadline_s)
         started = time.perf_counter()
         healthy = False
@@ -147,7 +169,6 @@ class PagePool:
             # While the page runs, cancelling the job kills the child's process group.
             cancel.register(child)  # type: ignore[arg-type]
             try:
-                request = (str(document), media_type, index, options, self.max_page_bytes)
                 reply = await asyncio.wait_for(child.ask(request), deadline_s)
             except TimeoutError:
                 raise TransientOcrError(f"page {index + 1} took longer than {deadline_s:g} s and was stopped") from None
@@ -162,7 +183,7 @@ class PagePool:
                 self._free(child)
             else:
                 self._replace(child)
-        return _unpack(reply), time.perf_counter() - started
+        return reply, time.perf_counter() - started
 
     async def _take(self, index: int, cancel: CancelToken, deadline_s: float) -> _Child:
         """A free child. The wait ends with OcrCancelled when the job is cancelled, and with
@@ -242,12 +263,17 @@ def _serve(stdin: Any, stdout: Any) -> None:
         if len(header) < _FRAME.size:
             return
         (length,) = _FRAME.unpack(header)
+        # `index` is a list for text-layer pages read in one turn (PagePool.run_text_pages).
         path, media_type, index, options, max_page_bytes = pickle.loads(stdin.read(length))
+        number = (index[0] if isinstance(index, list) else index) + 1
         reply: tuple[Any, ...]
         try:
             if path != loaded_path:
                 data, loaded_path = b"", None
                 data, loaded_path = Path(path).read_bytes(), path
+            if isinstance(index, list):
+                _write_reply(stdout, ("ok", _text_pages(data, media_type, index, max_page_bytes)))
+                continue
             page = process_page(data, media_type, index, options, CancelToken())
             # Checked here, before it crosses the pipe: one content stream shared by every page of a
             # small PDF can carry megabytes of text into each of them.
@@ -262,13 +288,38 @@ def _serve(stdin: Any, stdout: Any) -> None:
         except OcrCancelled as exc:
             reply = ("cancelled", "", str(exc))
         except MemoryError:
-            reply = ("transient", "", f"page {index + 1} needed more memory than a page may use")
+            reply = ("transient", "", f"page {number} needed more memory than a page may use")
         except Exception as exc:  # noqa: BLE001 - whatever it was, the worker decides about retrying
-            reply = ("transient", "", f"page {index + 1} failed: {exc.__class__.__name__}: {exc}")
-        body = pickle.dumps(reply)
-        stdout.write(_FRAME.pack(len(body)) + body)
-        stdout.flush()
-        _give_back_memory()
+            reply = ("transient", "", f"page {number} failed: {exc.__class__.__name__}: {exc}")
+        _write_reply(stdout, reply)
+
+
+def _write_reply(stdout: Any, reply: tuple[Any, ...]) -> None:
+    body = pickle.dumps(reply)
+    stdout.write(_FRAME.pack(len(body)) + body)
+    stdout.flush()
+    _give_back_memory()
+
+
+def _text_pages(data: bytes, media_type: str, indices: list[int], max_page_bytes: int) -> list[PackedPage]:
+    """The pages read from their text layers, up to the first that has none, is over `max_page_bytes`,
+    or fails in any way: that one and those after it are for the worker to run one at a time, where
+    OCR, the caps and failures are dealt with as for any page."""
+    from service.ocr.page import text_layer_page
+
+    packed: list[PackedPage] = []
+    for index in indices:
+        try:
+            page = text_layer_page(data, media_type, index)
+        except Exception:  # noqa: BLE001 - run again alone, the page's failure is reported as usual
+            break
+        if page is None:
+            break
+        ready = pack(page)
+        if max_page_bytes and ready.size > max_page_bytes:
+            break
+        packed.append(ready)
+    return packed
 
 
 def _give_back_memory() -> None:

@@ -5,6 +5,11 @@ Pages come from the fair scheduler (service/jobs/schedule.py) one at a time, eac
 once, so every effect here is idempotent: each page's result is a field of `ocr:pages:<id>`, a page
 found already stored is not run again, and the page that finds every page stored finishes the job
 (service/worker/finish.py).
+
+A unit of several pages (a text-layer job's, service/jobs/schedule.py) is read in one turn of a page
+process, stored in one script, counted in one progress change and released together. Its pages that
+did not come out of their text layers (they need OCR, or failed) are put back unread, to be run one at
+a time like any page, so that one slow or failing page never holds the others back.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from arq import Retry
 from redis.exceptions import RedisError
@@ -23,37 +29,48 @@ from service.ocr import CancelToken, PageOptions
 from service.ops import metrics
 from service.worker.finish import end_cancelled, end_failed, finish_if_complete
 from service.worker.guard import count_attempt, fail_job, unexpected_failure
-from service.worker.page_store import store_page
+from service.worker.page_store import store_page, store_pages
 from service.worker.state import WorkerState, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
 
-async def run_claimed(state: WorkerState, claimed: Claimed) -> None:
-    """Run the page and then give up its lease: released when done, handed back when the worker stops
-    (SIGTERM: the task is cancelled), kept until the retry is due when it failed transiently."""
+async def run_claimed(state: WorkerState, unit: Sequence[Claimed]) -> None:
+    """Run the unit's pages (one, or several of a text-layer job) and then give up their leases: released
+    when done, handed back when the worker stops (SIGTERM: the task is cancelled), kept until the retry
+    is due when a page failed transiently, put back unread when a unit's page was not read with it."""
+    claimed = unit[0]
     job_id = claimed.job_id
+    leases = [page.lease for page in unit]
     token = CancelToken()
     state.tokens.setdefault(job_id, set()).add(token)
     release = True
+    put_back: list[str] = []
     try:
         try:
-            await _run_page(state, claimed, token)
+            if len(unit) == 1:
+                await _run_page(state, claimed, token)
+            else:
+                put_back = [page.lease for page in await _run_unit(state, unit, token)]
         except Retry as retry:
             release = False
             await state.store.schedule.retry_after(claimed.lease, (retry.defer_score or 0) / 1000)
         except Exception as exc:  # noqa: BLE001 - the point: nothing may leave a job unended
+            if len(unit) > 1:  # its pages run again one at a time, where a failure is counted as a page's
+                logger.warning("pages %s put back after %s: %s", claimed.lease, type(exc).__name__, exc)
+                put_back = leases
+                return
             try:
                 await unexpected_failure(state, job_id, f"page:{claimed.index}", exc, fail_job)
             except Retry as retry:
                 release = False
                 await state.store.schedule.retry_after(claimed.lease, (retry.defer_score or 0) / 1000)
     except asyncio.CancelledError:
-        # The worker is stopping: kill Tesseract now, and the page waits again at once for another worker.
+        # The worker is stopping: kill Tesseract now, and the pages wait again at once for another worker.
         token.cancel()
         release = False
-        await state.store.schedule.hand_back([claimed.lease])
-        logger.info("page %s handed back (try %d)", claimed.lease, claimed.tries)
+        await state.store.schedule.hand_back(leases)
+        logger.info("page %s handed back (try %d)", ", ".join(leases), claimed.tries)
         raise
     finally:
         tokens = state.tokens.get(job_id)
@@ -62,9 +79,10 @@ async def run_claimed(state: WorkerState, claimed: Claimed) -> None:
             if not tokens:
                 del state.tokens[job_id]
         if release:
-            # Should this fail, the lease lapses and the page, found stored, only finishes the job.
+            # Should this fail, the leases lapse and the pages, found stored, only finish the job.
             with contextlib.suppress(RedisError, OSError):
-                if await state.store.schedule.release(claimed.lease):
+                done = [lease for lease in leases if lease not in put_back]
+                if await state.store.schedule.release(*done, put_back=put_back):
                     await _end_if_cancelled(state, job_id)
 
 
@@ -114,12 +132,66 @@ async def _run_page(state: WorkerState, claimed: Claimed, token: CancelToken) ->
     await metrics.record_page(state.redis, page.source, seconds)
     # A line per page, named like its lease (`<job>:<index>`), so a log shows which worker ran which page.
     logger.info("page %s done: %s in %.2f s (try %d)", claimed.lease, page.source, seconds, claimed.tries)
+    return await _count_done(state, ref, pages_done, page.source)
+
+
+async def _run_unit(state: WorkerState, unit: Sequence[Claimed], token: CancelToken) -> Sequence[Claimed]:
+    """Several pages of a text-layer job, read from their text layers in one turn of a page process; the
+    pages left unread (from the first that needs OCR or failed), which the caller puts back."""
+    job_id = unit[0].job_id
+    ref = await state.store.get(job_id)
+    if ref is None or ref.job["status"] in TERMINAL:
+        return ()
+    if any(page.cancelled for page in unit):
+        await end_cancelled(state, ref)
+        return ()
+    if not await _mark_running(state, ref, max(page.tries for page in unit)):
+        return ()
+    try:
+        async with state.document_file(job_id) as document:
+            if document is None:
+                await end_failed(state, ref, DocumentMissing("The stored document has expired."))
+                return ()
+            packed, seconds = await state.pages.run_text_pages(
+                document,
+                ref.meta["media_type"],
+                [page.index for page in unit],
+                token,
+                deadline_s=state.settings.page_timeout_s,
+            )
+        if len(packed) < len(unit):
+            left = unit[len(packed)]
+            logger.info(
+                "page %s and %d after it put back: not read from a text layer", left.lease, len(unit) - len(packed) - 1
+            )
+        if not packed:
+            return unit
+        pages_done = await store_pages(
+            state.redis, job_id, ref.tenant, packed, max_document_bytes=state.settings.max_document_text_bytes
+        )
+    except OcrCancelled:
+        await end_cancelled(state, ref)
+        return ()
+    except DocumentError as exc:  # the document's text is over its cap
+        await end_failed(state, ref, exc)
+        return ()
+    except TransientOcrError as exc:
+        logger.warning("pages %s put back to run one at a time: %s", unit[0].lease, exc)
+        return unit
+    await metrics.record_page(state.redis, "text-layer", seconds / len(packed), pages=len(packed))
+    logger.info("pages %s..%d done: text-layer in %.2f s", unit[0].lease, unit[len(packed) - 1].index, seconds)
+    await _count_done(state, ref, pages_done, "text-layer")
+    return unit[len(packed) :]
+
+
+async def _count_done(state: WorkerState, ref: JobRef, pages_done: int, source: str) -> str:
+    """The job's progress once `pages_done` of its pages are stored; its end when that is all of them."""
     total = ref.job["pages_total"]
     # Pages finish out of order when several run at once: the message counts them rather than naming
     # the one that just finished, so it reads in order.
-    step = "OCR" if page.source == "ocr" else "Text layer of"
+    step = "OCR" if source == "ocr" else "Text layer of"
     await state.store.change(
-        job_id,
+        ref.job["id"],
         ref.tenant,
         {
             "pages_done": pages_done,

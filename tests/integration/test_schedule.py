@@ -10,8 +10,10 @@ from redis.asyncio import Redis
 
 from service import keys
 from service.jobs.record import ACTIVE, CANCELLED, COMPLETED, RUNNING, new_job, new_job_id
-from service.jobs.schedule import LOW, NORMAL, Claimed
+from service.jobs.schedule import LOW, NORMAL, TEXT_LAYER_BATCH, Claimed
 from service.jobs.store import JobStore
+from service.ocr import PageResult
+from service.worker.page_store import store_page
 
 LEASE_MS = 5000
 
@@ -143,3 +145,38 @@ async def test_recover_schedules_a_live_job_that_lost_its_entries_once(redis: Re
     await redis.delete(keys.sched_tenants(NORMAL))
     assert await store.schedule.recover(job_id, "a", NORMAL, [1, 2]) == 2
     assert [c.index for c in await claim_all(store)] == [1, 2]
+
+
+async def test_a_text_layer_job_is_claimed_in_units_and_a_unit_put_back_goes_one_page_at_a_time(
+    redis: Redis,
+) -> None:
+    store = JobStore(redis, ttl_s=60)
+    text = await scheduled(store, "a", 40)
+    other = await scheduled(store, "b", 3)
+    first, _ = await store.schedule.claim(1, LEASE_MS)
+    assert [(c.job_id, c.index) for c in first] == [(text, 0)]
+    # Its first page came out of its text layer: the page-store script marks the job for units.
+    page = PageResult(number=1, text="x", source="text-layer", confidence=None, rotation=0, width=612, height=792)
+    await store_page(redis, text, "a", page, max_document_bytes=10**6)
+    await store.schedule.release(first[0].lease)
+
+    claimed, _ = await store.schedule.claim(3, LEASE_MS)
+    units = [[(c.job_id, c.index) for c in claimed if c.unit == unit] for unit in (1, 2, 3)]
+    # A unit takes one turn: b's page, then TEXT_LAYER_BATCH pages of the text-layer job, then b again.
+    assert units == [[(other, 0)], [(text, i) for i in range(1, TEXT_LAYER_BATCH + 1)], [(other, 1)]]
+    assert await redis.zcard(keys.SCHED_LEASES) == TEXT_LAYER_BATCH + 2, "a lease for each page"
+
+    # Page 6 of the unit needed OCR: it and those after it are put back unread, at the front of the job's
+    # turn, without a try counted; the job's pages are then claimed one at a time.
+    unit = [c for c in claimed if c.job_id == text]
+    await store.schedule.release(*[c.lease for c in unit[:5]], put_back=[c.lease for c in unit[5:]])
+    assert not await redis.hexists(keys.SCHED_BATCH, text)
+    assert await redis.zcard(keys.SCHED_LEASES) == 2
+    again = [c for c in await claim_all(store) if c.job_id == text]
+    assert [c.index for c in again] == list(range(6, 40))
+    assert all(c.tries == 1 for c in again), "pages put back unread count no try"
+    await store.change(text, "a", {"status": CANCELLED}, allowed_from=list(ACTIVE))
+    await store.change(other, "b", {"status": CANCELLED}, allowed_from=list(ACTIVE))
+    for lease in (claimed[0].lease, claimed[-1].lease):
+        await store.schedule.release(lease)
+    assert await scheduler_keys(redis) == []
