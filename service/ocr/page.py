@@ -175,9 +175,10 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
 
 class PageImage:
     """The page's pixels as Tesseract is to read them, rendered and cleaned: in memory, except while
-    Tesseract runs. Then they are in a file of the page's scratch directory, written once, and loaded back
-    from it should another reading need them; so a 40-megapixel page (40 MB) is not held beside the
-    Tesseract reading it (225 MB, BENCHMARKS.md section 13). Read as it is, the page is that file."""
+    Tesseract runs. Then they are in a file of the page's scratch directory, and loaded back from it should
+    another reading need them; so a 40-megapixel page (40 MB) is not held beside the Tesseract reading it
+    (225 MB, BENCHMARKS.md section 13). Read as it is, the page is the file Tesseract reads; read turned or
+    levelled, it is kept as a raw array (.npy), which costs a fifth of a TIFF to write and read."""
 
     def __init__(self, pixels: np.ndarray, dpi: int, scratch: Path) -> None:
         self.dpi = dpi
@@ -189,20 +190,27 @@ class PageImage:
     def pixels(self) -> np.ndarray:
         if self._pixels is None:
             assert self._stored is not None
-            with Image.open(self._stored) as stored:
-                self._pixels = np.asarray(stored)
+            if self._stored.suffix == ".npy":
+                self._pixels = np.load(self._stored)
+            else:
+                with Image.open(self._stored) as stored:
+                    self._pixels = np.asarray(stored)
         return self._pixels
 
     def file_for_tesseract(self, pixels: np.ndarray, *, as_is: bool) -> Path:
         """A file of `pixels` for Tesseract to read; `as_is`: they are the page's own, neither turned nor
         levelled. The page lets go of its pixels: the caller drops its own references to them before
         Tesseract starts."""
-        if self._stored is None:
-            self._stored = self._scratch / "page.tif"
-            tesseract.write_image(self.pixels, self._stored)
-        self._pixels = None
         if as_is:
+            if self._stored is None or self._stored.suffix != ".tif":
+                self._stored = self._scratch / "page.tif"
+                tesseract.write_image(pixels, self._stored)
+            self._pixels = None
             return self._stored
+        if self._stored is None:
+            self._stored = self._scratch / "page.npy"
+            np.save(self._stored, self.pixels)
+        self._pixels = None
         turned = self._scratch / "turned.tif"
         tesseract.write_image(pixels, turned)
         return turned

@@ -237,3 +237,5 @@ def test_page_image_lets_go_of_its_pixels_while_tesseract_runs(tmp_path: Path) -
     assert page != turned
     assert image._pixels is None
     assert np.array_equal(np.asarray(Image.open(page)), pixels)
+    assert np.array_equal(image.pixels, pixels)
+    assert image.file_for_tesseract(image.pixels, as_is=True) == page  # written once
