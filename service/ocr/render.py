@@ -1,12 +1,13 @@
 """Rendering a page to a grayscale pixel array at the resolution OCR needs, and no more.
 
-A page that is one JPEG scan and nothing else (most scanned PDFs, and every JPEG photo uploaded) is not
+A page that is one JPEG scan and nothing else (most scanned PDFs, and JPEG photos uploaded upright) is not
 drawn by MuPDF but decoded straight to gray by libjpeg (OpenCV's imdecode), at 1/2, 1/4 or 1/8 of its
 size when the render needs no more: MuPDF decodes it in colour first, 212 MB for a scan of 8,400 x
 8,400 pixels where the gray decode takes 71 MB (BENCHMARKS.md section 13), and it does so in about
 half the time. The pixels are MuPDF's within a few levels (the gray of a colour JPEG is its own luma
-channel; a scan brought down in size is averaged by area). Anything else on the page, an image turned
-or flipped, masked, in other colours or only partly covering the page, is drawn by MuPDF as before.
+channel; a scan brought down in size is averaged by area). Anything else, an image turned or flipped,
+masked, clipped, in other colours, drawn through a form or with a graphics state (opacity, blending), only
+partly covering the page or with anything drawn over it, is drawn by MuPDF as before.
 """
 
 # PyMuPDF ships only partial annotations: calls into it are untyped.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +45,8 @@ _UNSEEN = "ignore-text"
 # The colour spaces whose gray is the JPEG's own luma; keys of the image's dictionary that change what it shows.
 _GRAY_OR_RGB = ("DeviceGray", "DeviceRGB", "ICCBased(Gray", "ICCBased(RGB")
 _ALTERING_KEYS = ("Decode", "DecodeParms", "SMask", "Mask", "ImageMask", "SMaskInData")
+# The content stream's operator that sets a graphics state from the resources (`/GS0 gs`).
+_GRAPHICS_STATE = re.compile(rb"(?:^|\s)gs(?:\s|$)")
 # libjpeg decodes at 1/1, 1/2, 1/4 or 1/8 of the size, OpenCV's flag for each (its luma only, as stored,
 # the EXIF orientation left to the caller: MuPDF shows an oriented JPEG turned, and that page is MuPDF's).
 _GRAY_DECODE = {
@@ -158,8 +163,14 @@ def decode_scan(page: pymupdf.Page, scale: float, jpeg: bytes | None = None) -> 
     release_decoded_images()
     if data is None:
         return None
-    with Image.open(io.BytesIO(data)) as header:  # reads the header: no pixel is decoded here
-        stored, mode = header.size, header.mode
+    try:
+        with warnings.catch_warnings():
+            # Past Pillow's bomb limit (179 MP) the header is not read, and MuPDF draws it, as it always did.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # reads the header: no pixel is decoded here
+                stored, mode = header.size, header.mode
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        return None
     if mode not in ("L", "RGB") or size.width > stored[0] or size.height > stored[1]:
         return None  # CMYK, or to be enlarged: MuPDF's
     factor = max(f for f in _GRAY_DECODE if -(-stored[0] // f) >= size.width and -(-stored[1] // f) >= size.height)
@@ -174,11 +185,16 @@ def decode_scan(page: pymupdf.Page, scale: float, jpeg: bytes | None = None) -> 
 
 def _scan_jpeg(page: pymupdf.Page, scale: float, jpeg: bytes | None) -> bytes | None:
     """The JPEG bytes of the one image the page shows, when that image covers the page exactly (to half a
-    pixel at `scale`), upright, in gray or RGB, with nothing that alters its pixels; else None."""
+    pixel at `scale`), upright, in gray or RGB, unclipped, with nothing that alters its pixels; else None."""
+    if not page.parent.is_pdf and jpeg is None:
+        return None  # a PNG or a TIFF
     if page.rotation or page.first_annot is not None or page.first_widget is not None:
         return None
     if [kind for kind, _ in page.get_bboxlog() if kind != _UNSEEN] != _SCAN_ONLY:
         return None
+    for drawing in page.get_cdrawings(extended=True):  # what the bboxlog leaves out: clips
+        if drawing["type"] != "clip" or not pymupdf.Rect(drawing["scissor"]).contains(page.rect):
+            return None
     # Not xrefs=True: that decodes every image to match it with its xref; get_images() below names it.
     infos = page.get_image_info()
     if len(infos) != 1:
@@ -192,9 +208,11 @@ def _scan_jpeg(page: pymupdf.Page, scale: float, jpeg: bytes | None) -> bytes | 
         return None
     if not page.parent.is_pdf:
         return jpeg
-    images = page.get_images()
-    if len(images) != 1:
-        return None
+    images = page.get_images(full=True)
+    if len(images) != 1 or images[0][-1] != 0:
+        return None  # drawn through a form XObject, with resources of its own
+    if _GRAPHICS_STATE.search(page.read_contents()):
+        return None  # an opacity, a blend mode or a soft mask may apply to it
     doc, xref = page.parent, images[0][0]
     if doc.xref_get_key(xref, "Filter") != ("name", "/DCTDecode"):
         return None

@@ -129,6 +129,18 @@ def test_what_is_not_one_upright_jpeg_scan_is_drawn_by_mupdf() -> None:
     noted = pymupdf.open(stream=jpeg_pdf, filetype="pdf")
     noted[0].add_text_annot((20, 20), "a note")
     pages["annotation"] = noted[0]
+    for name, prefix in {"clipped": b"q 0 0 100 100 re W n\n", "half opaque": b"q /Half gs\n"}.items():
+        altered = pymupdf.open(stream=jpeg_pdf, filetype="pdf")
+        contents = altered[0].get_contents()[0]
+        altered.update_stream(contents, prefix + altered.xref_stream(contents) + b"\nQ")
+        resources = int(altered.xref_get_key(altered[0].xref, "Resources")[1].split()[0])
+        altered.xref_set_key(resources, "ExtGState", "<</Half <</ca 0.5>>>>")
+        pages[name] = altered[0]
+    nested = pymupdf.open()
+    nested.new_page(width=scan.width * 0.72, height=scan.height * 0.72).show_pdf_page(
+        nested[0].rect, pymupdf.open(stream=jpeg_pdf, filetype="pdf"), 0
+    )
+    pages["drawn through a form"] = nested[0]
     margin = pymupdf.open()
     margin.new_page(width=scan.width * 0.72 + 20, height=scan.height * 0.72).insert_image(
         pymupdf.Rect(0, 0, scan.width * 0.72, scan.height * 0.72), stream=ocr_samples.image_bytes(scan, "JPEG")
