@@ -3,7 +3,8 @@
 One worker with its default OCR_CONCURRENCY (one page process per core) OCRs, one job at a time:
 
 - an 8,400 x 8,400 pt PDF page holding one colour JPEG scan of 8,400 x 8,400 pixels (48 pt text), with
-  `force_ocr`: MuPDF decodes 212 MB of RGB before it scales it down to `MAX_PAGE_PIXELS`;
+  `force_ocr`: drawn by MuPDF, it is 212 MB of RGB before it is scaled down to `MAX_PAGE_PIXELS` (the
+  service decodes such a scan to gray itself, service/ocr/render.py);
 - a 40-megapixel PNG scan (7,600 x 5,200 pixels, 11 pt text at 450 dpi, 1.5 degrees askew);
 - the same page photographed: a colour JPEG, its light falling off to 45 % across it, which the check
   sends to the cleaning (background division, Sauvola).

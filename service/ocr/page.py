@@ -8,19 +8,22 @@ import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pymupdf
+from PIL import Image
 
 from service.errors import UnprocessableDocument
 from service.ocr import tesseract
 from service.ocr.cancel import CancelToken
 from service.ocr.deskew import TextLines, find_lines, level
 from service.ocr.document import MUPDF_ERRORS, open_document
+from service.ocr.media import JPEG
 from service.ocr.orientation import detect_rotation, turn
 from service.ocr.preprocess import prepare
-from service.ocr.render import RenderedPage, native_scale, render_page
+from service.ocr.render import native_scale, render_page
 from service.ocr.result import PARAGRAPH_GAP, PageOptions, PageResult
 from service.ocr.tsv import TsvText, parse_tsv
 from service.ocr.words import Frame, PageWords, from_text_layer, from_tsv
@@ -123,7 +126,13 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         found = _from_text_layer(page, index)
         if found is not None:
             return found
-    rendered = render_page(page, dpi=options.dpi, max_pixels=options.max_pixels, is_image=is_image)
+    rendered = render_page(
+        page,
+        dpi=options.dpi,
+        max_pixels=options.max_pixels,
+        is_image=is_image,
+        jpeg=data if media_type == JPEG else None,
+    )
     width, height = page.rect.width, page.rect.height
     native = native_scale(page) if is_image else None
     if native is not None:
@@ -131,16 +140,18 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
 
     # Cleaned before the line search too: under uneven light its own threshold finds shadows, not lines.
     prepared = prepare(rendered.pixels, rendered.dpi)
-    if prepared.cleaned:
-        rendered = replace(rendered, pixels=prepared.pixels)
-    lines = find_lines(rendered.pixels)
-    rotation, reading = _read_upright(rendered, lines, options, cancel)
+    dpi, condition, cleaned = rendered.dpi, prepared.condition, prepared.cleaned
+    with tempfile.TemporaryDirectory(prefix="ocr-") as scratch:
+        image = PageImage(prepared.pixels, dpi, Path(scratch))
+        del rendered, prepared  # the pixels are `image`'s alone now, for it to let go of while Tesseract runs
+        lines = find_lines(image.pixels)
+        rotation, reading = _read_upright(image, lines, options, cancel)
     parsed = reading.parsed
     logger.debug(
         "page %d: OCR at %d dpi%s, rotation %d, skew %.2f deg, %d words, %.2f s",
         index + 1,
-        rendered.dpi,
-        f", cleaned for {', '.join(prepared.condition.reasons)}" if prepared.cleaned else "",
+        dpi,
+        f", cleaned for {', '.join(condition.reasons)}" if cleaned else "",
         rotation,
         reading.skew_deg,
         parsed.word_count,
@@ -157,9 +168,52 @@ def process_page(data: bytes, media_type: str, index: int, options: PageOptions,
         rotation=rotation,
         width=width,
         height=height,
-        preprocessed=prepared.cleaned,
+        preprocessed=cleaned,
         words=reading.words,
     )
+
+
+class PageImage:
+    """The page's pixels as Tesseract is to read them, rendered and cleaned: in memory, except while
+    Tesseract runs. Then they are in a file of the page's scratch directory, and loaded back from it should
+    another reading need them; so a 40-megapixel page (40 MB) is not held beside the Tesseract reading it
+    (225 MB, BENCHMARKS.md section 13). Read as it is, the page is the file Tesseract reads; read turned or
+    levelled, it is kept as a raw array (.npy), which costs a fifth of a TIFF to write and read."""
+
+    def __init__(self, pixels: np.ndarray, dpi: int, scratch: Path) -> None:
+        self.dpi = dpi
+        self._pixels: np.ndarray | None = pixels
+        self._scratch = scratch
+        self._stored: Path | None = None
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._pixels is None:
+            assert self._stored is not None
+            if self._stored.suffix == ".npy":
+                self._pixels = np.load(self._stored)
+            else:
+                with Image.open(self._stored) as stored:
+                    self._pixels = np.asarray(stored)
+        return self._pixels
+
+    def file_for_tesseract(self, pixels: np.ndarray, *, as_is: bool) -> Path:
+        """A file of `pixels` for Tesseract to read; `as_is`: they are the page's own, neither turned nor
+        levelled. The page lets go of its pixels: the caller drops its own references to them before
+        Tesseract starts."""
+        if as_is:
+            if self._stored is None or self._stored.suffix != ".tif":
+                self._stored = self._scratch / "page.tif"
+                tesseract.write_image(pixels, self._stored)
+            self._pixels = None
+            return self._stored
+        if self._stored is None:
+            self._stored = self._scratch / "page.npy"
+            np.save(self._stored, self.pixels)
+        self._pixels = None
+        turned = self._scratch / "turned.tif"
+        tesseract.write_image(pixels, turned)
+        return turned
 
 
 @dataclass(frozen=True)
@@ -170,7 +224,7 @@ class _Reading:
 
 
 def _read_upright(
-    rendered: RenderedPage, lines: TextLines, options: PageOptions, cancel: CancelToken
+    image: PageImage, lines: TextLines, options: PageOptions, cancel: CancelToken
 ) -> tuple[int, _Reading]:
     """The page read the way up it reads best, and the degrees clockwise it was turned for that.
 
@@ -183,19 +237,19 @@ def _read_upright(
     if lines.sideways:
         # Lines run down the page: it is turned 90 or 270 degrees, and OSD says which. The page as it
         # came is the last resort, should something other than text lines have misled the search.
-        osd = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
+        osd = detect_rotation(image.pixels, dpi=image.dpi, timeout_s=options.timeout_s, cancel=cancel)
         first = osd if osd in (90, 270) else 90
         candidates = [first, (first + 180) % 360, 0]
     else:
         candidates = [0]
-    rotation, reading = candidates[0], _read(rendered, candidates[0], lines.skew_deg, options, cancel)
+    rotation, reading = candidates[0], _read(image, candidates[0], lines.skew_deg, options, cancel)
     if not lines.sideways and not _trustworthy(reading) and reading.parsed.word_count:
-        turned = detect_rotation(rendered.pixels, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
+        turned = detect_rotation(image.pixels, dpi=image.dpi, timeout_s=options.timeout_s, cancel=cancel)
         candidates += [turned] if turned else []
     for candidate in candidates[1:]:
         if _trustworthy(reading):
             break
-        other = _read(rendered, candidate, lines.skew_deg, options, cancel)
+        other = _read(image, candidate, lines.skew_deg, options, cancel)
         if _merit(other) > _merit(reading):
             logger.debug("read turned %d degrees rather than %d, at higher OCR confidence", candidate, rotation)
             rotation, reading = candidate, other
@@ -220,26 +274,21 @@ def _across(reading: _Reading) -> bool:
     return not words or 2 * sum(word.width > word.height for word in words) > len(words)
 
 
-def _read(
-    rendered: RenderedPage, rotation: int, skew_deg: float, options: PageOptions, cancel: CancelToken
-) -> _Reading:
-    """OCR of the rendered page turned `rotation` degrees clockwise, then levelled by `skew_deg`."""
-    upright = turn(rendered.pixels, rotation)
+def _read(image: PageImage, rotation: int, skew_deg: float, options: PageOptions, cancel: CancelToken) -> _Reading:
+    """OCR of the page turned `rotation` degrees clockwise, then levelled by `skew_deg`."""
+    upright = turn(image.pixels, rotation)
     page_size = (upright.shape[1], upright.shape[0])
     # A small turn and a quarter turn commute: the lean found on the page as it came levels it upright.
     pixels, skew_deg = level(upright, skew_deg)
     read_size = (pixels.shape[1], pixels.shape[0])
-    with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
-        image = Path(tmp) / "page.tif"
-        tesseract.write_image(pixels, image)
-        # On disk now: the turned and levelled copies (80 MB for a 40-megapixel page) are not held while
-        # Tesseract reads it.
-        del upright, pixels
-        parsed = parse_tsv(
-            tesseract.recognise(image, lang=options.lang, dpi=rendered.dpi, timeout_s=options.timeout_s, cancel=cancel)
-        )
+    path = image.file_for_tesseract(pixels, as_is=rotation == 0 and skew_deg == 0.0)
+    # On disk now: neither the page nor its turned and levelled copies (40 MB each for a 40-megapixel page)
+    # are held while Tesseract reads it.
+    del upright, pixels
+    tsv = tesseract.recognise(path, lang=options.lang, dpi=image.dpi, timeout_s=options.timeout_s, cancel=cancel)
+    parsed = parse_tsv(tsv)
     frame = Frame(
-        dpi=rendered.dpi,
+        dpi=image.dpi,
         read=read_size,
         page=page_size,
         skew_deg=round(skew_deg, 4),

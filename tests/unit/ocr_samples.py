@@ -95,12 +95,12 @@ def scan(
     return image
 
 
-def scanned_pdf(images: list[Image.Image], *, dpi: int = 200) -> bytes:
-    """An image-only PDF: one full-page image per page, sized as printed at `dpi`."""
+def scanned_pdf(images: list[Image.Image], *, dpi: int = 200, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    """An image-only PDF: one full-page image per page, sized as printed at `dpi`, stored as `fmt` in `mode`."""
     doc = pymupdf.open()
     for image in images:
         page = doc.new_page(width=image.width * 72 / dpi, height=image.height * 72 / dpi)
-        page.insert_image(page.rect, stream=image_bytes(image, "PNG"))
+        page.insert_image(page.rect, stream=image_bytes(image, fmt, mode=mode))
     return bytes(doc.tobytes())
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,7 @@ from PIL import Image
 
 from service.ocr import CancelToken, PageOptions, PageResult, process_page, tesseract
 from service.ocr.deskew import TextLines
-from service.ocr.page import _read_upright
-from service.ocr.render import RenderedPage
+from service.ocr.page import PageImage, _read_upright
 from tests.unit import ocr_samples
 from tests.unit.ocr_samples import TEXT, cer
 
@@ -206,21 +206,36 @@ def test_small_images(dpi: int, fontsize: float) -> None:
     assert cer(TEXT, result.text) < STRAIGHT_MAX_CER
 
 
-def test_upright_page_taken_for_sideways_is_still_read_upright() -> None:
+def test_upright_page_taken_for_sideways_is_still_read_upright(tmp_path: Path) -> None:
     # Should something other than text lines (rules, a table's columns) make an upright page look
     # sideways, both sideways readings are garbage and the page as it came wins.
     pixels = np.asarray(ocr_samples.scan())
-    rendered = RenderedPage(pixels, dpi=200, scale=200 / 72)
-    rotation, reading = _read_upright(rendered, TextLines(sideways=True, skew_deg=0.0), PageOptions(), CancelToken())
+    image = PageImage(pixels, 200, tmp_path)
+    rotation, reading = _read_upright(image, TextLines(sideways=True, skew_deg=0.0), PageOptions(), CancelToken())
     assert rotation == 0
     assert cer(TEXT, reading.parsed.text) < STRAIGHT_MAX_CER
 
 
-def test_sideways_page_the_line_search_missed_is_still_turned() -> None:
+def test_sideways_page_the_line_search_missed_is_still_turned(tmp_path: Path) -> None:
     # Tesseract reads lines running down the image as vertical writing, confidently: the reading is
     # not taken as upright for that, and OSD finds the turn.
     pixels = np.asarray(ocr_samples.scan(rotate=90))
-    rendered = RenderedPage(pixels, dpi=200, scale=200 / 72)
-    rotation, reading = _read_upright(rendered, TextLines(sideways=False, skew_deg=0.0), PageOptions(), CancelToken())
+    image = PageImage(pixels, 200, tmp_path)
+    rotation, reading = _read_upright(image, TextLines(sideways=False, skew_deg=0.0), PageOptions(), CancelToken())
     assert rotation == 270
     assert cer(TEXT, reading.parsed.text) < STRAIGHT_MAX_CER
+
+
+def test_page_image_lets_go_of_its_pixels_while_tesseract_runs(tmp_path: Path) -> None:
+    pixels = np.asarray(ocr_samples.scan())
+    image = PageImage(pixels.copy(), 200, tmp_path)
+    turned = image.file_for_tesseract(np.rot90(image.pixels), as_is=False)
+    assert image._pixels is None
+    assert np.array_equal(np.asarray(Image.open(turned)), np.rot90(pixels))
+    assert np.array_equal(image.pixels, pixels)  # loaded back, the same to the pixel
+    page = image.file_for_tesseract(image.pixels, as_is=True)
+    assert page != turned
+    assert image._pixels is None
+    assert np.array_equal(np.asarray(Image.open(page)), pixels)
+    assert np.array_equal(image.pixels, pixels)
+    assert image.file_for_tesseract(image.pixels, as_is=True) == page  # written once
