@@ -39,13 +39,23 @@ async def read_pages(redis: Redis, job_id: str, numbers: list[int]) -> AsyncIter
     """The pages `numbers`, in that order, a batch at a time; stops at a page that is gone (deleted
     while it was read: nothing more to serve)."""
     for start in range(0, len(numbers), BATCH_PAGES):
-        batch = [str(n) for n in numbers[start : start + BATCH_PAGES]]
-        raw: list[bytes | None] = await redis.hmget(keys.pages(job_id), batch)  # type: ignore[misc]
-        for number, record in zip(batch, raw, strict=True):
-            if record is None:
-                logger.info("job %s page %s went while its pages were read", job_id, number)
-                return
-            yield read_page(record)
+        batch = await _read_batch(redis, job_id, numbers[start : start + BATCH_PAGES])
+        for page in batch:
+            yield page
+        if len(batch) < min(BATCH_PAGES, len(numbers) - start):
+            return
+
+
+async def _read_batch(redis: Redis, job_id: str, numbers: list[int]) -> list[PageResult]:
+    """The pages `numbers` (at most a batch), up to the first that is gone."""
+    raw: list[bytes | None] = await redis.hmget(keys.pages(job_id), [str(n) for n in numbers])  # type: ignore[misc]
+    pages = []
+    for number, record in zip(numbers, raw, strict=True):
+        if record is None:
+            logger.info("job %s page %s went while its pages were read", job_id, number)
+            break
+        pages.append(read_page(record))
+    return pages
 
 
 async def read_one_page(redis: Redis, job_id: str, number: int) -> PageResult | None:
@@ -70,9 +80,13 @@ class StoredResult:
     job_id: str
     fields: dict[str, Any]  # id, pages_total, lang, duration_ms
     numbers: list[int]  # the stored page numbers, in page order
+    first: list[PageResult]  # the first batch of them, read when the result was opened
 
-    def pages(self) -> AsyncIterator[PageResult]:
-        return read_pages(self.redis, self.job_id, self.numbers)
+    async def pages(self) -> AsyncIterator[PageResult]:
+        for page in self.first:
+            yield page
+        async for page in read_pages(self.redis, self.job_id, self.numbers[len(self.first) :]):
+            yield page
 
     async def text(self) -> AsyncIterator[bytes]:
         """The plain text: the pages' texts separated by form feeds."""
@@ -122,10 +136,25 @@ def _dumps(value: Any) -> bytes:
 
 
 async def open_result(redis: Redis, job_id: str) -> StoredResult:
-    raw = await redis.get(keys.result(job_id))
+    """The result, or NotReady (`not_found`) when it is gone, also when it goes while it is opened.
+
+    A job deleted as its result was asked for (one request's DELETE beside another's GET) deletes every
+    key of it in one step, but a reader's steps come between: the result's fields and its page numbers
+    are read together (one transaction), and the first batch of pages before the answer starts, so a
+    result of up to BATCH_PAGES pages is served whole or not at all (a 404), never as a 200 with pages
+    missing (the soak, BENCHMARKS.md section 10, saw one). A larger one deleted while it is being sent
+    ends short."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(keys.result(job_id))
+        pipe.hkeys(keys.pages(job_id))
+        raw, names = await pipe.execute()
     if raw is None:
         raise NotReady("The result is no longer stored.", code="not_found")
-    return StoredResult(redis, job_id, json.loads(raw), await stored_numbers(redis, job_id))
+    numbers = sorted(int(n) for n in names)
+    first = await _read_batch(redis, job_id, numbers[:BATCH_PAGES])
+    if len(first) < min(BATCH_PAGES, len(numbers)):
+        raise NotReady("The result is no longer stored.", code="not_found")
+    return StoredResult(redis, job_id, json.loads(raw), numbers, first)
 
 
 async def searchable_pdf_input(redis: Redis, result: StoredResult) -> tuple[bytes, list[PageResult]]:
