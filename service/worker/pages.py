@@ -93,15 +93,23 @@ async def _end_if_cancelled(state: WorkerState, job_id: str) -> None:
         await end_cancelled(state, ref)
 
 
+async def _job_to_run(state: WorkerState, pages: Sequence[Claimed]) -> JobRef | None:
+    """The job of the claimed `pages` while they are to run; None when it is gone or has ended, or was
+    cancelled as they were claimed (then it is ended here)."""
+    ref = await state.store.get(pages[0].job_id)
+    if ref is None or ref.job["status"] in TERMINAL:
+        return None
+    if any(page.cancelled for page in pages):
+        await end_cancelled(state, ref)
+        return None
+    return ref
+
+
 async def _run_page(state: WorkerState, claimed: Claimed, token: CancelToken) -> str:
     job_id, index = claimed.job_id, claimed.index
-    ref = await state.store.get(job_id)
+    ref = await _job_to_run(state, [claimed])
     if ref is None:
-        return "gone"
-    if ref.job["status"] in TERMINAL:
-        return str(ref.job["status"])
-    if claimed.cancelled:
-        return await end_cancelled(state, ref)
+        return "not-runnable"
     if claimed.stored:  # stored by a worker that died before it finished the job: only the finishing is left
         return await finish_if_complete(state, ref)
     if not await _mark_running(state, ref, claimed.tries):
@@ -139,11 +147,8 @@ async def _run_unit(state: WorkerState, unit: Sequence[Claimed], token: CancelTo
     """Several pages of a text-layer job, read from their text layers in one turn of a page process; the
     pages left unread (from the first that needs OCR or failed), which the caller puts back."""
     job_id = unit[0].job_id
-    ref = await state.store.get(job_id)
-    if ref is None or ref.job["status"] in TERMINAL:
-        return ()
-    if any(page.cancelled for page in unit):
-        await end_cancelled(state, ref)
+    ref = await _job_to_run(state, unit)
+    if ref is None:
         return ()
     if not await _mark_running(state, ref, max(page.tries for page in unit)):
         return ()
