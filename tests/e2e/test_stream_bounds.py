@@ -107,8 +107,10 @@ async def redis_calls(redis: Redis, command: str) -> int:
 
 async def test_dashboard_streams_share_one_poll_of_redis() -> None:
     with running_redis() as redis_server, run_service(redis_server, workers=1) as service:
-        redis = Redis.from_url(service.redis_url)
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        async with (
+            Redis.from_url(service.redis_url) as redis,
+            httpx.AsyncClient(base_url=service.url, timeout=10) as client,
+        ):
             streams = [client.stream("GET", "/ops/events") for _ in range(20)]
             opened = [await stream.__aenter__() for stream in streams]
             try:
@@ -130,4 +132,3 @@ async def test_dashboard_streams_share_one_poll_of_redis() -> None:
             finally:
                 for stream in streams:
                     await stream.__aexit__(None, None, None)
-        await redis.aclose()
