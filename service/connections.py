@@ -71,4 +71,9 @@ def redis_client(
         pool = BlockingConnectionPool.from_url(
             settings.effective_redis_url, max_connections=settings.redis_max_connections, timeout=None, **options
         )
-    return ArqRedis(pool, job_serializer=serialize_job, job_deserializer=deserialize_job)
+    client = ArqRedis(pool, job_serializer=serialize_job, job_deserializer=deserialize_job)
+    # The client owns its pool, as with redis-py's `Redis.from_pool`: closing it closes the pool's
+    # connections, which a client given its pool otherwise leaves open (a web app shut down inside a
+    # running process, as a test does, kept them).
+    client.auto_close_connection_pool = True
+    return client

@@ -147,8 +147,7 @@ async def worker_state(redis_server: RedisServer, redis: Redis) -> AsyncIterator
         worker_id="test", scratch=Path("/nonexistent"),
     )  # fmt: skip
     yield state
-    await client.aclose()
-    await client.connection_pool.disconnect()  # a pool handed to the client is not closed with it
+    await client.aclose()  # and its pool's connections (test_connections.py)
 
 
 async def drop_queue(redis: Redis) -> None:

@@ -31,7 +31,6 @@ async def state(redis_server: RedisServer, redis: Redis, tmp_path: Path) -> Asyn
         worker_id="test", scratch=tmp_path,
     )  # fmt: skip
     await client.aclose()
-    await client.connection_pool.disconnect()
 
 
 async def test_a_document_arrives_whole_in_pieces(state: WorkerState, redis: Redis) -> None:
