@@ -28,6 +28,11 @@
     ├── TooManyStreams                429 too_many_streams (Retry-After): a tenant's open streams on one process
     └── ServiceUnavailable            503 service_unavailable (Retry-After)
 
+    AnswerCut                         not a ServiceError: there is no answer left to give. An answer
+                                      already begun cannot be finished (one of the above, or a lost
+                                      Redis, while its body was sent): the connection is closed without
+                                      the body's end, so the client sees it incomplete
+
 Handlers at the edge turn any ServiceError into `{"error": {"code", "message"}}` with its status. A
 worker records a failed job's error by its code; `/result` answers such a job from the same tree
 (`failed_job_status`), so no table anywhere restates which code means what.
@@ -157,6 +162,12 @@ class TooManyStreams(ServiceError):
 class ServiceUnavailable(ServiceError):
     status_code = 503
     code = "service_unavailable"
+
+
+class AnswerCut(Exception):
+    """An answer whose status and first bytes went out and that cannot be finished: its result went
+    while it was sent (its job deleted or expired), or Redis did. Ending its body normally would pass a
+    short answer off as whole, so the app's edge (service/api/app.py) ends the connection instead."""
 
 
 def error_class(code: str) -> type[ServiceError] | None:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from service.api.openapi import openapi_endpoint
 from service.api.present import error_response
 from service.api.sse import HANDOFF, EventStream
 from service.connections import redis_client
-from service.errors import ServiceError, ServiceUnavailable
+from service.errors import AnswerCut, ServiceError, ServiceUnavailable
 from service.jobs.backlog import Backlogs
 from service.jobs.cache import ContentCache
 from service.jobs.events import EventHub
@@ -71,6 +72,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, AnswerCut):
+        # Its answer began already, so nothing made here is sent; it goes on to the edge, which cuts it.
+        return Response(status_code=500)
     logger.exception("unexpected error in %s %s", request.method, request.url.path)
     error = ServiceError("The server failed to handle this request.")
     return error_response(error)
@@ -94,12 +98,31 @@ class RevalidatedStaticFiles(StaticFiles):
         return response
 
 
+# What uvicorn logs, as an error, when the app returns with its answer's body unfinished; it then closes
+# the connection. That is how the edge cuts an answer (AnswerCut), so for those it is not an error.
+UNFINISHED_ANSWER = "ASGI callable returned without completing response."
+_cut_here: ContextVar[bool] = ContextVar("answer_cut", default=False)
+
+
+class _CutAnswersAreNotErrors(logging.Filter):
+    """Drops uvicorn's UNFINISHED_ANSWER for an answer the edge cut on purpose (and logged why). uvicorn
+    logs it in the request's own task, just after the app returns, so the mark set there is seen."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_cut_here.get() and record.getMessage() == UNFINISHED_ANSWER)
+
+
+CUT_ANSWERS_ARE_NOT_ERRORS = _CutAnswersAreNotErrors()
+
+
 class Edge:
     """Outside every other layer: nosniff on every response, one access-log line per request with its
-    duration, and the life of the event streams once opened (service/api/sse.py, `HANDOFF`)."""
+    duration, the life of the event streams once opened (service/api/sse.py, `HANDOFF`), and the end
+    of an answer that cannot be finished (AnswerCut): the server closes its connection."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        logging.getLogger("uvicorn.error").addFilter(CUT_ANSWERS_ARE_NOT_ERRORS)  # once: it is one object
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,6 +149,10 @@ class Edge:
                 del scope[HANDOFF], send_with_headers  # neither is kept for a stream's life
             if handoff:
                 await handoff.pop().stream(scope, receive, send)
+        except AnswerCut as exc:
+            # Returning with the body unfinished: uvicorn closes the connection without the body's end.
+            _cut_here.set(True)
+            logger.info("cut the answer to %s %s: %s", scope["method"], scope["path"], exc)
         finally:
             for stream in handoff:  # opened, but the app failed after: its slot and subscription go back
                 stream.release()

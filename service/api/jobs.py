@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from service.api.auth import tenant_from_header
 from service.api.context import Services, services_of
-from service.api.present import json_response, present
+from service.api.present import StreamedAnswer, json_response, present
 from service.api.uploads import read_submission
 from service.jobs import control
 from service.jobs.record import ACTIVE, COMPLETED, STATUSES, Job
@@ -65,7 +65,7 @@ async def _with_result(services: Services, body: dict[str, Any], headers: dict[s
             yield chunk
         yield b"}"
 
-    return StreamingResponse(chunks(), media_type="application/json", headers=headers)
+    return StreamedAnswer(chunks(), media_type="application/json", headers=headers)
 
 
 def _wait_param(request: Request) -> float | None:

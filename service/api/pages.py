@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from service.api.auth import tenant_from_header
 from service.api.context import services_of
-from service.api.present import NO_STORE, json_response, present
+from service.api.present import NO_STORE, StreamedAnswer, json_response, present
 from service.api.results import with_words
 from service.errors import NotFound, NotReady
 from service.jobs.results import pages_json, read_one_page, read_pages, stored_numbers
@@ -60,7 +60,7 @@ async def list_pages(request: Request) -> Response:
     # each page, so that the listing never holds more pages than it says are done.
     tail = {"pages_total": ref.job["pages_total"], "pages_done": len(stored)}
     body = _listing(services.redis, ref.job["id"], numbers, words, tail)
-    return StreamingResponse(body, media_type="application/json", headers=NO_STORE)
+    return StreamedAnswer(body, media_type="application/json", headers=NO_STORE)
 
 
 async def _listing(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Send
 
 from service.api.auth import mint_token
 from service.api.context import Services
-from service.errors import ServiceError
+from service.errors import AnswerCut, ServiceError
 from service.jobs.record import Job, ordered
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -34,3 +37,19 @@ def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] 
 def error_response(exc: ServiceError) -> Response:
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
     return json_response({"error": exc.to_dict()}, exc.status_code, headers)
+
+
+class StreamedAnswer(StreamingResponse):
+    """A body sent as it is read (results, page listings), a batch of pages at a time.
+
+    Its status goes out before the rest is read, so an error on the way (the job deleted or expired
+    while it is sent, Redis lost) can no longer be an error answer, and ending the body as usual would
+    pass a short answer off as whole. It becomes AnswerCut, and the edge closes the connection without
+    the body's end: the client sees an incomplete answer (curl: "transfer closed"; httpx: an
+    incomplete chunked read), as it would from a server that died."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except (ServiceError, RedisConnectionError, RedisTimeoutError) as exc:
+            raise AnswerCut(str(exc) or type(exc).__name__) from exc

@@ -4,11 +4,11 @@ searchable PDF, hOCR or ALTO."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from service.api.auth import tenant_from_header
 from service.api.context import Services, services_of
-from service.api.present import NO_STORE, json_response, present
+from service.api.present import NO_STORE, StreamedAnswer, json_response, present
 from service.errors import JobFailure, NotReady, OcrCancelled, failed_job_status
 from service.jobs.record import CANCELLED, COMPLETED, FAILED
 from service.jobs.results import StoredResult, open_result, searchable_pdf_input
@@ -52,26 +52,26 @@ async def get_result(request: Request) -> Response:
     result = await open_result(services.redis, job["id"])
     media_type = ref.meta["media_type"]
     if fmt == "text":
-        return StreamingResponse(result.text(), media_type="text/plain; charset=utf-8", headers=NO_STORE)
+        return StreamedAnswer(result.text(), media_type="text/plain; charset=utf-8", headers=NO_STORE)
     if fmt == "pdf":
         pdf = await _searchable_pdf(services, result, media_type)
         headers = NO_STORE | _attachment(job["filename"], "searchable.pdf")
         return Response(pdf, media_type="application/pdf", headers=headers)
     if fmt == "hocr":
         headers = NO_STORE | _attachment(job["filename"], "hocr.html")
-        return StreamingResponse(
+        return StreamedAnswer(
             result.hocr(media_type=media_type, dpi=job["options"]["dpi"]),
             media_type=f"{hocr.MEDIA_TYPE}; charset=utf-8",
             headers=headers,
         )
     if fmt == "alto":
         headers = NO_STORE | _attachment(job["filename"], "alto.xml")
-        return StreamingResponse(
+        return StreamedAnswer(
             result.alto(media_type=media_type, filename=job["filename"]),
             media_type=f"{alto.MEDIA_TYPE}; charset=utf-8",
             headers=headers,
         )
-    return StreamingResponse(result.json(with_words=words), media_type="application/json", headers=NO_STORE)
+    return StreamedAnswer(result.json(with_words=words), media_type="application/json", headers=NO_STORE)
 
 
 async def _searchable_pdf(services: Services, result: StoredResult, media_type: str) -> bytes:

@@ -36,14 +36,15 @@ async def stored_numbers(redis: Redis, job_id: str) -> list[int]:
 
 
 async def read_pages(redis: Redis, job_id: str, numbers: list[int]) -> AsyncIterator[PageResult]:
-    """The pages `numbers`, in that order, a batch at a time; stops at a page that is gone (deleted
-    while it was read: nothing more to serve)."""
+    """The pages `numbers`, in that order, a batch at a time. A page that is gone (its job deleted or
+    expired while it was read) raises NotReady (`not_found`) after the pages before it: an answer
+    must not look whole without it (an answer already begun is then cut, service/api/present.py)."""
     for start in range(0, len(numbers), BATCH_PAGES):
         batch = await _read_batch(redis, job_id, numbers[start : start + BATCH_PAGES])
         for page in batch:
             yield page
         if len(batch) < min(BATCH_PAGES, len(numbers) - start):
-            return
+            raise NotReady("The result is no longer stored.", code="not_found")
 
 
 async def _read_batch(redis: Redis, job_id: str, numbers: list[int]) -> list[PageResult]:
@@ -143,7 +144,7 @@ async def open_result(redis: Redis, job_id: str) -> StoredResult:
     are read together (one transaction), and the first batch of pages before the answer starts, so a
     result of up to BATCH_PAGES pages is served whole or not at all (a 404), never as a 200 with pages
     missing (the soak, BENCHMARKS.md section 10, saw one). A larger one deleted while it is being sent
-    ends short."""
+    raises from `read_pages`, and its answer is cut rather than finished short."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.get(keys.result(job_id))
         pipe.hkeys(keys.pages(job_id))

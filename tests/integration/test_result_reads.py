@@ -61,3 +61,17 @@ async def test_a_job_deleted_as_its_result_is_opened_is_not_found_rather_than_se
     monkeypatch.setattr(redis, "hmget", deleted_first)
     with pytest.raises(NotReady):
         await results.open_result(redis, JOB)
+
+
+async def test_a_result_whose_pages_go_while_it_is_read_raises_rather_than_ending_short(redis: Redis) -> None:
+    # Past the first batch (read when the result is opened), the rest is read as the answer goes out:
+    # a page gone by then must not end the pages quietly, as if the result had no more.
+    await store(redis, results.BATCH_PAGES + 5)
+    result = await results.open_result(redis, JOB)
+    await delete_job(redis)
+    seen = []
+    with pytest.raises(NotReady) as gone:
+        async for page in result.pages():
+            seen.append(page.number)
+    assert seen == list(range(1, results.BATCH_PAGES + 1))
+    assert gone.value.code == "not_found"
