@@ -19,7 +19,7 @@ from service.ops.startup_checks import check_worker_environment
 from service.worker.cleanup import cleanup
 from service.worker.downloads import fetch_document
 from service.worker.lifecycle import shutdown, startup
-from service.worker.queue_worker import Worker
+from service.worker.queue_worker import IDLE_POLL_S, Worker
 from service.worker.webhooks import MAX_DELIVERY_TRIES, deliver_webhook
 from settings import load_or_exit
 
@@ -69,7 +69,7 @@ def main() -> None:
     load_or_exit()
     configure_logging(settings)
     check_worker_environment(settings)
-    Worker(**get_kwargs(WorkerSettings), lease_s=settings.lease_s).run()  # type: ignore[arg-type]
+    Worker(**get_kwargs(WorkerSettings), lease_s=settings.lease_s, idle_poll_s=IDLE_POLL_S).run()  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -72,3 +72,47 @@ async def test_running_jobs_are_not_rechecked_and_a_free_slot_still_takes_work(o
         await worker.close()
         await pool.aclose()
         await redis.aclose()
+
+
+async def queue_reads(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+async def test_an_idle_worker_polls_its_queue_less_and_still_takes_a_new_unit(own_redis: RedisServer) -> None:
+    ran = asyncio.Event()
+
+    async def quick(ctx: dict[str, Any]) -> None:
+        ran.set()
+
+    settings = RedisSettings.from_dsn(own_redis.url)
+    worker = Worker(
+        functions=[func(quick, name="quick")],  # type: ignore[list-item]
+        redis_settings=settings,
+        max_jobs=2,
+        poll_delay=0.01,
+        idle_poll_s=0.25,
+        handle_signals=False,
+    )
+    pool = await create_pool(settings)
+    redis = Redis.from_url(own_redis.url)
+    running = asyncio.create_task(worker.main())
+    try:
+        await asyncio.sleep(1.0)  # long enough to slow down to idle_poll_s
+        before = await queue_reads(redis)
+        await asyncio.sleep(2.0)
+        polls = await queue_reads(redis) - before
+        # About eight at the idle pace; at poll_delay alone it would be up to two hundred.
+        assert 1 <= polls <= 12, polls
+        assert worker.poll_interval_s == 0.25
+        await pool.enqueue_job("quick")
+        async with asyncio.timeout(5):
+            await ran.wait()
+        # The poll that found it went back to the quick pace.
+        assert worker.poll_interval_s < 0.25
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await worker.close()
+        await pool.aclose()
+        await redis.aclose()
