@@ -5,7 +5,8 @@ of its own, stamping each message as it arrives: that is the moment the worker's
 give or take Redis's own delivery) and, at the same time, reads the tenant feed `/events` and each job's
 own stream over SSE. Each event's latency is its SSE arrival minus its Redis arrival, matched by job id
 and sequence number. Pick-up latency is from POST /jobs answering to the job's `running` event arriving
-on the feed, each job submitted to an idle worker (the previous one finished, the worker back to polling).
+on the feed, each job submitted to an idle worker (the previous one finished, the worker asleep on the
+scheduler's channel).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from benchmarks.common import Context, http_client, submit
 from benchmarks.documents import text_pdf
 from benchmarks.processes import cpu_by_role, run_service
 from benchmarks.report import Section, percentile
-from settings import Settings
+from service.worker.queue_worker import IDLE_POLL_S
 
 KEY = "6"
 TITLE = "Event latency: publish to SSE client, and pick-up"
@@ -50,8 +51,11 @@ class ChannelRecorder(threading.Thread):
             now = time.perf_counter()
             data = json.loads(message["data"])
             self.by_job_seq[(data["id"], int(data["seq"]))] = now
-            self.by_tseq[int(data["tseq"])] = now
-            if data["job"].get("status") == "running" and data["id"] not in self.running_at:
+            # A page event carries its page (`data`), not the job, and is not on the tenant's feed (tseq 0).
+            if int(data["tseq"]):
+                self.by_tseq[int(data["tseq"])] = now
+            job = data.get("job") or {}
+            if job.get("status") == "running" and data["id"] not in self.running_at:
                 self.running_at[data["id"]] = now
 
     def stop(self) -> None:
@@ -70,7 +74,8 @@ async def run(ctx: Context) -> Section:
     pickup_ms: list[float] = []
     pickup_worker_ms: list[float] = []
     with run_service(ctx.server, ctx.logdir, name="event-latency", workers=1) as service:
-        # What an idle worker costs: it polls the queue every WORKER_POLL_DELAY, the price of fast pick-up.
+        # What an idle worker costs: its page loop sleeps on the scheduler's channel, and arq's empty queue is
+        # polled less and less, down to every IDLE_POLL_S (service/worker/queue_worker.py).
         await asyncio.sleep(2)
         idle_s = 5.0
         before = cpu_by_role(None, [w.pid for w in service.workers], ctx.server.process.pid)
@@ -132,9 +137,9 @@ async def run(ctx: Context) -> Section:
     section.add("pick-up, p99", percentile(pickup_ms, 99), "ms")
     section.add("pick-up: POST answered -> running published (worker side), p50", percentile(pickup_worker_ms, 50),
                 "ms")
-    poll_ms = float(service.env.get("WORKER_POLL_DELAY") or Settings.from_env({}).worker_poll_delay_s) * 1000
-    section.add(f"idle worker's CPU, polling every {poll_ms:.0f} ms", idle_worker_pct, "% of a core")
-    section.add("redis-server's CPU serving one idle worker's polls", idle_redis_pct, "% of a core")
+    section.add(f"idle worker's CPU (arq's empty queue polled every {IDLE_POLL_S * 1000:.0f} ms)", idle_worker_pct,
+                "% of a core")
+    section.add("redis-server's CPU serving one idle worker", idle_redis_pct, "% of a core")
     section.notes.append(
         f"{jobs} jobs (after 2 warm-up ones), each a distinct 5-page text PDF, submitted one at a time to an idle "
         f"worker; {len(job_latency_ms)} live job-stream events and {len(feed_latency_ms)} "
