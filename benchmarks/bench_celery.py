@@ -119,20 +119,6 @@ async def run(ctx: Context) -> Section:
             figures["service"]["tiny_s"], delays["service"] = await service_batch(service.url, tiny)
         figures["service"]["peak_kb"] = sampler.peak_kb
 
-    # What-if: the same burst with a 10 ms queue poll, if the service's default is slower. An arq worker
-    # starts at most WORKER_MAX_JOBS jobs per poll, so with a backlog it runs at most
-    # WORKER_MAX_JOBS / WORKER_POLL_DELAY jobs per second.
-    from settings import Settings
-
-    default_poll_s = Settings.from_env({}).worker_poll_delay_s
-    fast_poll_s = None
-    if default_poll_s > 0.01:
-        with run_service(ctx.server, ctx.logdir, name="vs-celery-poll10ms", workers=1,
-                         WORKER_POLL_DELAY="0.01") as service:
-            await run_job(service.url, warm_up)
-            fast_poll_s, _ = await service_batch(service.url,
-                                                 [one_page_text_pdf(970_000 + n) for n in range(tiny_count)])
-
     with run_celery_baseline(ctx.server, ctx.logdir, concurrency=ctx.cores) as baseline:
         await baseline_batch(baseline.url, [warm_up])
         await asyncio.sleep(1)
@@ -158,13 +144,6 @@ async def run(ctx: Context) -> Section:
                 note=f"service {service_f['tiny_s']:.2f} s, Celery {celery_f['tiny_s']:.2f} s to the last client "
                      f"knowing ({celery_f['tiny_server_s']:.2f} s to the last task done at the server: "
                      f"{tiny_count / celery_f['tiny_server_s']:.1f} jobs/s without the polling)")
-    section.add("service's default WORKER_POLL_DELAY", default_poll_s * 1000, "ms",
-                note=f"with a backlog an arq worker starts at most max_jobs (= OCR_CONCURRENCY = {ctx.cores}) jobs per "
-                     f"poll, so it runs at most {ctx.cores / default_poll_s:.0f} jobs/s however short the jobs are")
-    if fast_poll_s is not None:
-        section.add(f"{tiny_count} one-page text PDFs, service with WORKER_POLL_DELAY=0.01 (what-if)",
-                    tiny_count / fast_poll_s, "jobs/s", baseline=tiny_count / service_f["tiny_s"],
-                    baseline_label="service, default poll", kind="min", note=f"{fast_poll_s:.2f} s")
     section.add("memory of web + workers, idle", service_f["idle_kb"] / 1024, "MB", baseline=celery_f["idle_kb"] / 1024,
                 baseline_label="Celery")
     section.add("memory of web + workers, peak during the runs", service_f["peak_kb"] / 1024, "MB",
