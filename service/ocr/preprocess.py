@@ -128,15 +128,28 @@ def estimate_background(pixels: np.ndarray, dpi: int) -> Background:
     """The paper as lit, without the ink, at about _BACKGROUND_DPI."""
     height, width = pixels.shape
     factor = max(1, min(round(dpi / _BACKGROUND_DPI), height // 8, width // 8))
-    small = pixels
-    if factor > 1:
-        small = cv2.resize(pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    small = _shrink(pixels, factor)
     side = 2 * round(_STROKE_FILL_IN * dpi / factor / 2) + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
     # The closing keeps the brightest noise of each window; the median evens it out.
     paper = cv2.medianBlur(paper, 5)
     return Background(np.maximum(paper, 1), factor)
+
+
+def _shrink(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """`pixels` averaged over blocks of `factor` x `factor` (the last rows and columns short of a whole block
+    left out). Over whole blocks OpenCV's area resize takes its fast paths: a page's width is rarely a
+    multiple of the factor, and at the fraction it gives (2550 / 637 = 4.003) the resize of a 300-dpi
+    letter page took 11 ms, half of the check every page gets; halved twice it takes 0.4 ms."""
+    height, width = pixels.shape
+    small = pixels[: height // factor * factor, : width // factor * factor]
+    while factor % 2 == 0:
+        small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        factor //= 2
+    if factor > 1:
+        small = cv2.resize(small, (small.shape[1] // factor, small.shape[0] // factor), interpolation=cv2.INTER_AREA)
+    return small
 
 
 def assess(pixels: np.ndarray, background: Background) -> Condition:
