@@ -32,7 +32,12 @@ OCR_SYSTEM = "ocr-service (Tesseract)"
 
 async def stored_numbers(redis: Redis, job_id: str) -> list[int]:
     """The numbers of the job's pages stored so far, in page order."""
-    return sorted(int(n) for n in await redis.hkeys(keys.pages(job_id)))  # type: ignore[misc]
+    return _in_page_order(await redis.hkeys(keys.pages(job_id)))  # type: ignore[misc]
+
+
+def _in_page_order(fields: list[bytes]) -> list[int]:
+    """The page numbers that name the fields of a job's pages hash, in page order."""
+    return sorted(int(n) for n in fields)
 
 
 async def read_pages(redis: Redis, job_id: str, numbers: list[int]) -> AsyncIterator[PageResult]:
@@ -151,7 +156,7 @@ async def open_result(redis: Redis, job_id: str) -> StoredResult:
         raw, names = await pipe.execute()
     if raw is None:
         raise NotReady("The result is no longer stored.", code="not_found")
-    numbers = sorted(int(n) for n in names)
+    numbers = _in_page_order(names)
     first = await _read_batch(redis, job_id, numbers[:BATCH_PAGES])
     if len(first) < min(BATCH_PAGES, len(numbers)):
         raise NotReady("The result is no longer stored.", code="not_found")
